@@ -1,0 +1,72 @@
+"""Registration with lm-eval: the `hf-quant` model name and this package's task folder.
+
+Called by the start-up hook (`_startup.py`) for lm-eval 0.4.13, and named by the entry points in
+pyproject.toml for an lm-eval with native plugin discovery (then the hook does nothing).
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+MODEL_NAMES = {"hf-quant": "lm_eval_bias.models.hf_quant:HFQuantLM"}
+
+
+def task_configs_dir() -> Path:
+    """The folder of task YAMLs: inside the installed wheel, or at the top of a source checkout."""
+    packaged = Path(__file__).resolve().parent / "task_configs"
+    if packaged.is_dir():
+        return packaged
+    # Editable installs import the package from the checkout, where the YAMLs live beside it.
+    return Path(__file__).resolve().parent.parent / "task_configs"
+
+
+def register_models(models_module=None) -> None:
+    """Add our model names as lazy placeholders, after lm-eval registered its own."""
+    from lm_eval.api import registry
+
+    if hasattr(registry, "load_plugins"):  # native entry-point discovery (lm-eval PR 4013)
+        return
+    for name, target in MODEL_NAMES.items():
+        if name not in registry.model_registry:
+            registry.model_registry.register(name, target=target)
+
+
+def _has_native_task_plugins(manager_module) -> bool:
+    # lm-eval's proposed task plugins (PR 4015) read the `lm_eval.tasks` entry-point group; 0.4.13's
+    # TaskManager does not import importlib.metadata at all.
+    return hasattr(manager_module, "entry_points") or hasattr(manager_module, "load_plugins")
+
+
+def patch_task_manager(manager_module) -> None:
+    """Index our task folder in every TaskManager: after lm-eval's built-ins, before the user's
+    `--include_path`, so that a user's own task of the same name still wins."""
+    if _has_native_task_plugins(manager_module):
+        return
+    task_manager_cls = manager_module.TaskManager
+    if getattr(task_manager_cls.__init__, "_lm_eval_bias", False):
+        return
+    original_init = task_manager_cls.__init__
+
+    @functools.wraps(original_init)
+    def __init__(self, verbosity=None, include_path=None, include_defaults=True, metadata=None):
+        ours = str(task_configs_dir())
+        if include_path is None:
+            user_paths = []
+        elif isinstance(include_path, (list, tuple)):
+            user_paths = [str(p) for p in include_path]
+        else:
+            user_paths = [str(include_path)]
+        paths = user_paths if ours in user_paths else [ours, *user_paths]
+        original_init(
+            self,
+            verbosity=verbosity,
+            include_path=paths,
+            include_defaults=include_defaults,
+            metadata=metadata,
+        )
+        # Report what the user asked for, not our addition.
+        self.include_path = include_path
+
+    __init__._lm_eval_bias = True
+    task_manager_cls.__init__ = __init__
