@@ -1,0 +1,25 @@
+"""`lm-eval-bias demo` end to end on the real SmolLM2-135M-Instruct, on a few items per category."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import run_cli
+
+
+@pytest.mark.slow
+def test_demo_runs_end_to_end_offline(tmp_path):
+    out = tmp_path / "demo"
+    proc = run_cli(["lm-eval-bias", "demo", "--output", str(out), "--per-category", "2"], timeout=1200)
+    assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
+    assert "report:" in proc.stdout
+    result = json.loads((out / "compare.json").read_text())
+    runs = result["runs"]
+    assert runs["other"]["quantization"]["method"] == "rtn"
+    assert runs["other"]["quantization"]["bits"] == 4
+    assert runs["base"]["quantization"]["method"] == "none"
+    # 11 BBQ categories x --limit 2
+    assert result["total"]["n_paired"] == 22
+    assert (out / "compare.md").read_text().count("|") > 20
