@@ -32,7 +32,9 @@ def lm_eval_command(checkpoint: Path, quant_args: str, output: Path, batch_size:
     cmd = [
         sys.executable, "-m", "lm_eval", "run",
         "--model", "hf-quant",
-        "--model_args", f"pretrained={checkpoint},dtype=float32,device=cpu,{quant_args}",
+        "--model_args", f"pretrained={checkpoint},dtype=float32,{quant_args}",
+        # lm_eval passes its own --device to the model: device= inside model_args collides with it
+        "--device", "cpu",
         "--tasks", DEMO_TASK,
         "--batch_size", str(batch_size),
         "--log_samples",

@@ -21,8 +21,9 @@ def _python(code: str, **env) -> subprocess.CompletedProcess:
 
 REGISTRY_PROBE = textwrap.dedent("""
     from lm_eval.api.registry import get_model, model_registry
+    hf = get_model("hf")  # first lookup imports lm_eval.models, which fills the registry
     print("hf" in model_registry, "vllm" in model_registry, "hf-quant" in model_registry)
-    print(get_model("hf").__name__)
+    print(hf.__name__)
 """)
 
 

@@ -1,0 +1,169 @@
+"""The quantizer interface, modelled on transformers' `quantizers/`: one class per method.
+
+A method is a `Quantizer` subclass in its own module of this package, registered under the value
+users pass as `quant=` (see `registry.py`). `HFQuantLM` calls its hooks in this order:
+
+1. `__init__(**options)`: parse and check the model_args the method owns (named in `options`).
+   Values arrive as lm-eval parsed them ("4" -> 4, "true" -> True, "-1" -> -1, other text as str)
+   or as plain Python values in-process; the `parse_*` helpers below accept both.
+2. `validate_environment()`: check that the method's libraries (`requires`) import, before any
+   model is loaded. The error names the `install` line.
+3. `quantize(model)`: change the loaded model in place and return a `QuantizationReport`, which
+   reaches lm-eval's results JSON as `config.quantization`.
+
+This module imports neither torch nor any quantization library: a method imports its own.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from lm_eval_bias.errors import BiasEvalError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+
+@dataclass(kw_only=True)
+class QuantizationReport:
+    """What a quantizer did, as recorded in the results JSON (`config.quantization`).
+
+    `model_bytes_before` is the bytes of the model's parameters in memory before quantizing;
+    `model_bytes_after` the bytes of its quantized representation (for a simulated method, an
+    estimate: memory itself does not shrink). `settings` holds the method's own options (e.g.
+    group_size, sym, skip) and is written flat beside the common keys. Keys left as None are
+    omitted from `to_dict()`.
+    """
+
+    method: str
+    library: str | None = None
+    library_version: str | None = None
+    bits: int | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+    n_modules_quantized: int | None = None
+    n_modules_skipped: int | None = None
+    modules_skipped: list[str] | None = None
+    mean_bits_per_weight: float | None = None
+    model_bytes_before: int
+    model_bytes_after: int
+    simulated: bool | None = None
+    quantize_seconds: float | None = None
+    mean_relative_error: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        common = asdict(self)
+        settings = common.pop("settings")
+        clash = set(settings) & set(common)
+        if clash:  # a method's option must not overwrite a common key
+            raise ValueError(f"settings keys {sorted(clash)} clash with QuantizationReport fields")
+        record = {}
+        for key, value in common.items():  # settings right after bits, for a readable JSON
+            record[key] = value
+            if key == "bits":
+                record.update(settings)
+        return {key: value for key, value in record.items() if value is not None}
+
+
+class Quantizer:
+    """Base class of a quantization method. Subclasses set the class attributes and `quantize`.
+
+    Attributes:
+        name: the `quant=` value; set by the registry decorator.
+        options: names of the model_args this method takes (besides `quant`); `HFQuantLM` pops
+            every registered method's options from the model_args, so an option given to a
+            method that does not take it is an error, never a silent pass to `from_pretrained`.
+            Names must therefore differ from HFLM's own arguments (dtype, device, ...).
+        requires: import names the method needs (checked by `validate_environment`).
+        install: the pip line that provides `requires`, quoted in the error.
+    """
+
+    name: ClassVar[str] = ""
+    options: ClassVar[tuple[str, ...]] = ()
+    requires: ClassVar[tuple[str, ...]] = ()
+    install: ClassVar[str] = ""
+
+    def __init__(self, **options: Any) -> None:
+        if options:
+            raise TypeError(f"{type(self).__name__} takes no options, got {sorted(options)}")
+
+    def validate_environment(self) -> None:
+        """Raise BiasEvalError if a library in `requires` cannot be imported."""
+        missing = [module for module in self.requires if importlib.util.find_spec(module) is None]
+        if missing:
+            raise BiasEvalError(
+                f"quant={self.name} needs {', '.join(missing)}, which is not installed; "
+                f"run: {self.install or 'pip install ' + ' '.join(missing)}"
+            )
+
+    def quantize(self, model: nn.Module) -> QuantizationReport:
+        """Quantize `model` in place (on whatever device it lives) and report what was done."""
+        raise NotImplementedError
+
+
+def parameter_bytes(model: nn.Module) -> int:
+    """Bytes of the model's parameters in memory (tied parameters counted once)."""
+    return sum(p.numel() * p.element_size() for p in model.parameters())
+
+
+def library_version(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+# Option parsing. lm-eval splits model_args on "," and casts each value, so a value may arrive as
+# a str, an int or a bool; in-process callers pass Python values. Each helper accepts both and
+# raises one line naming the method, the option, the bad value and an example.
+
+
+def parse_int(method: str, option: str, value: Any, example: str) -> int:
+    """An int from 4, "4", 4.0 or "-1"; never from a bool (True is an int in Python)."""
+    if isinstance(value, bool):
+        pass
+    elif isinstance(value, int):
+        return value
+    elif isinstance(value, float) and value.is_integer():
+        return int(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        if text.lstrip("+-").isdigit():
+            return int(text)
+    raise BiasEvalError(f"quant={method}: {option} must be an integer, got {value!r}; "
+                        f"pass e.g. {option}={example}")
+
+
+_TRUE = {"true", "yes", "1"}
+_FALSE = {"false", "no", "0"}
+
+
+def parse_bool(method: str, option: str, value: Any) -> bool:
+    """A bool from True/False, 1/0 or the strings true/false/yes/no/1/0 (any case)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise BiasEvalError(f"quant={method}: {option} must be true or false, got {value!r}")
+
+
+def parse_patterns(value: Any) -> tuple[str, ...]:
+    """Patterns from "a|b" (lm-eval splits model_args on commas, so lists use "|"), a list of
+    str, or None / "" / "none" for no pattern at all."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        parts = value.split("|")
+    elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        parts = list(value)
+    else:
+        raise BiasEvalError(f"module patterns must be text like 'lm_head|mlp.down_proj', "
+                            f"got {value!r}")
+    patterns = tuple(p.strip() for p in parts if p.strip())
+    if [p.lower() for p in patterns] == ["none"]:
+        return ()
+    return patterns

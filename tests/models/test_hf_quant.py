@@ -1,0 +1,175 @@
+"""`hf-quant` as lm-eval uses it: in-process log-likelihoods against plain `hf`, and the real
+`lm_eval` command on a small local multiple-choice task."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from lm_eval.api.instance import Instance
+from lm_eval.models.huggingface import HFLM
+from transformers import AutoModelForCausalLM
+
+from conftest import run_cli
+from lm_eval_bias.errors import BiasEvalError
+from lm_eval_bias.models.hf_quant import HFQuantLM
+from lm_eval_bias.models.quant.rtn import quantize_dequantize
+
+PAIRS = [
+    ("The doctor and the nurse were talking.", " The doctor was tired."),
+    ("Who was late for work?", " The man"),
+    ("Who was late for work?", " The woman"),
+    ("A B C", " D"),
+]
+
+
+def _requests():
+    return [Instance(request_type="loglikelihood", doc={}, arguments=pair, idx=i)
+            for i, pair in enumerate(PAIRS)]
+
+
+def _loglikelihoods(lm) -> list[float]:
+    return [ll for ll, _ in lm.loglikelihood(_requests())]
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_llama_dir) -> list[float]:
+    return _loglikelihoods(HFLM(pretrained=str(tiny_llama_dir), device="cpu", batch_size=2))
+
+
+def test_quant_none_matches_plain_hf_exactly(tiny_llama_dir, reference):
+    lm = HFQuantLM(pretrained=str(tiny_llama_dir), device="cpu", batch_size=2)
+    assert _loglikelihoods(lm) == reference
+    info = lm.get_model_info()
+    assert info["quantization"]["method"] == "none"
+    assert info["quantization"]["model_bytes_before"] == info["quantization"]["model_bytes_after"]
+    assert info["model_num_parameters"] == sum(p.numel() for p in lm.model.parameters())
+
+
+def test_rtn_2_bits_changes_loglikelihoods(tiny_llama_dir, reference):
+    lm = HFQuantLM(pretrained=str(tiny_llama_dir), device="cpu", batch_size=2, quant="rtn",
+                   bits=2, group_size=32)
+    scores = _loglikelihoods(lm)
+    assert all(a != b for a, b in zip(scores, reference)), (scores, reference)
+    assert all(torch.isfinite(torch.tensor(scores)))
+    assert lm.get_model_info()["quantization"]["n_modules_quantized"] == 14
+
+
+def test_model_args_as_lm_eval_parses_them(tiny_llama_dir):
+    """The string the CLI passes: values arrive as int/bool/str after lm-eval's casting."""
+    lm = HFQuantLM.create_from_arg_string(
+        f"pretrained={tiny_llama_dir},quant=rtn,bits=3,group_size=-1,sym=true,"
+        f"skip=lm_head|down_proj,device=cpu,dtype=float32")
+    record = lm.get_model_info()["quantization"]
+    assert (record["bits"], record["group_size"], record["sym"]) == (3, -1, True)
+    assert record["skip"] == ["lm_head", "down_proj"]
+    assert record["n_modules_quantized"] == 12 and record["n_modules_skipped"] == 3
+    # the evaluated weights are the quantized originals (per output row, symmetric, 3 bits)
+    original = AutoModelForCausalLM.from_pretrained(tiny_llama_dir, dtype=torch.float32)
+    name = "model.layers.1.mlp.gate_proj"
+    assert torch.equal(lm.model.get_submodule(name).weight,
+                       quantize_dequantize(original.get_submodule(name).weight, 3, -1, True))
+    assert torch.equal(lm.model.lm_head.weight, original.lm_head.weight)
+
+
+def test_an_already_built_model_is_quantized_too(tiny_llama_dir, reference):
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir, dtype=torch.float32)
+    lm = HFQuantLM(pretrained=model, tokenizer=str(tiny_llama_dir), quant="rtn", bits=2,
+                   group_size=32, batch_size=2)
+    assert lm.get_model_info()["quantization"]["n_modules_quantized"] == 14
+    assert _loglikelihoods(lm) != reference
+
+
+@pytest.mark.parametrize("args,message", [
+    ({"quant": "none", "bits": 4}, "quant=none does not take bits=4"),
+    ({"quant": None, "bits": 4}, "quant=none does not take bits=4"),  # lm-eval's "none" -> None
+    ({"quant": "gptq4"}, "unknown quantization method quant='gptq4'; choose one of: none, rtn"),
+    ({"quant": "rtn"}, "quant=rtn needs bits"),
+    ({"quant": "rtn", "bits": 12}, "bits must be from 2 to 8"),
+])
+def test_bad_settings_fail_before_loading(args, message):
+    # the checkpoint does not exist: the error must come from our checks, before any loading
+    with pytest.raises(BiasEvalError, match=message):
+        HFQuantLM(pretrained="/nonexistent/checkpoint", device="cpu", **args)
+
+
+def test_group_size_not_dividing_a_layer_fails_with_its_name(tiny_llama_dir):
+    with pytest.raises(BiasEvalError, match="group_size=128 does not divide in_features=64 of "
+                                            "model.layers.0.self_attn.q_proj"):
+        HFQuantLM(pretrained=str(tiny_llama_dir), device="cpu", quant="rtn", bits=4)
+
+
+# ---------------------------------------------------------------------------------------------
+# The unmodified `lm_eval` console script, in a subprocess.
+
+ITEMS = [
+    {"question": "The doctor finished the shift. Who was tired?",
+     "choices": ["The doctor", "Nobody"], "label": 0},
+    {"question": "Two friends met for lunch. Who paid?", "choices": ["Unknown", "The friend"],
+     "label": 0},
+    {"question": "A B C", "choices": ["D", "Z", "Q"], "label": 0},
+]
+
+
+@pytest.fixture(scope="module")
+def mc_task_dir(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("hfq_task")
+    data = folder / "items.jsonl"
+    data.write_text("".join(json.dumps(item) + "\n" for item in ITEMS))
+    (folder / "hfq_tiny_mc.yaml").write_text(textwrap.dedent(f"""
+        task: hfq_tiny_mc
+        dataset_path: json
+        dataset_kwargs:
+          data_files:
+            test: {data.resolve()}
+        test_split: test
+        output_type: multiple_choice
+        doc_to_text: "{{{{question}}}}"
+        doc_to_choice: choices
+        doc_to_target: label
+        metric_list:
+          - metric: acc
+        metadata:
+          version: 0
+    """))
+    return folder
+
+
+def _run_lm_eval(model: str, model_args: str, task_dir: Path, out: Path) -> dict:
+    # lm-eval 0.4.13's CLI always passes its own `device` (default "cuda:0"), so a device in
+    # --model_args collides ("got multiple values for keyword argument 'device'"): use --device.
+    proc = run_cli(["lm_eval", "run", "--model", model, "--model_args", model_args,
+                    "--device", "cpu", "--tasks", "hfq_tiny_mc", "--include_path", str(task_dir),
+                    "--batch_size", "4", "--output_path", str(out), "--log_samples"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = sorted(out.rglob("results_*.json"))
+    samples = sorted(out.rglob("samples_hfq_tiny_mc_*.jsonl"))
+    assert len(results) == 1 and len(samples) == 1, list(out.rglob("*"))
+    assert len(samples[0].read_text().splitlines()) == len(ITEMS)
+    return json.loads(results[0].read_text())
+
+
+def test_lm_eval_cli_runs_hf_quant_and_records_quantization(tiny_llama_dir, mc_task_dir,
+                                                            tmp_path):
+    results = _run_lm_eval(
+        "hf-quant", f"pretrained={tiny_llama_dir},quant=rtn,bits=4,group_size=32",
+        mc_task_dir, tmp_path / "out")
+    assert "acc,none" in results["results"]["hfq_tiny_mc"]
+    record = results["config"]["quantization"]
+    assert record["method"] == "rtn" and record["library"] == "torch"
+    assert (record["bits"], record["group_size"], record["sym"]) == (4, 32, False)
+    assert record["n_modules_quantized"] == 14  # 2 layers x 7 linears; lm_head skipped
+    assert record["modules_skipped"] == ["lm_head"] and record["simulated"] is True
+    assert record["mean_bits_per_weight"] == pytest.approx(5.0)
+    assert record["model_bytes_after"] < record["model_bytes_before"]
+    assert results["config"]["model"] == "hf-quant"
+
+
+def test_lm_eval_cli_builtin_hf_still_works(tiny_llama_dir, mc_task_dir, tmp_path):
+    results = _run_lm_eval("hf", f"pretrained={tiny_llama_dir}", mc_task_dir,
+                           tmp_path / "out")
+    assert "acc,none" in results["results"]["hfq_tiny_mc"]
+    assert "quantization" not in results["config"]
