@@ -16,10 +16,9 @@ def test_demo_runs_end_to_end_offline(tmp_path):
     assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
     assert "report:" in proc.stdout
     result = json.loads((out / "compare.json").read_text())
-    runs = result["runs"]
-    assert runs["other"]["quantization"]["method"] == "rtn"
-    assert runs["other"]["quantization"]["bits"] == 4
-    assert runs["base"]["quantization"]["method"] == "none"
+    assert result["other"]["quantization"]["method"] == "rtn"
+    assert result["other"]["quantization"]["bits"] == 4
+    assert result["base"]["quantization"]["method"] == "none"
     # 11 BBQ categories x --limit 2
-    assert result["total"]["n_paired"] == 22
+    assert result["all_tasks"]["n_paired"] == 22
     assert (out / "compare.md").read_text().count("|") > 20

@@ -1,0 +1,510 @@
+"""Item-level comparison of two lm-eval runs (BASE, e.g. full precision, and OTHER, e.g. 4-bit).
+
+`compare_run_folders` reads both folders (`analysis.runs`), refuses runs that are not comparable,
+pairs the items on (task, filter, doc_id) and returns a JSON-serialisable dict; `render_terminal`,
+`render_markdown` and `write_json` only present that dict. The numbers come from
+`lm_eval_bias.metrics.flips` (definitions and formulas there).
+
+Result structure (all rates are floats or None, never NaN)::
+
+    {
+      "schema": "lm-eval-bias/compare", "schema_version": 1,
+      "base":  RUN_INFO, "other": RUN_INFO,            # Run.info(): paths, files used, model, ...
+      "tasks": [TASK, ...],                            # one per (task, filter), sorted
+      "all_tasks": {"n_tasks", "n_paired", "flips", "groups", "axes", "uncertainty",
+                    "group_asymmetry"},
+      "tasks_only_in_base": [str], "tasks_only_in_other": [str],
+      "aggregate_only": [{"name", "scores": [SCORE]}], # groups / tasks without bias_item, in both
+    }
+    TASK  = {"task", "filter", "n_paired", "flips": FLIPS, "groups": [GROUP], "axes": [AXIS],
+             "uncertainty": UNC, "group_asymmetry": ASYM, "scores": [SCORE]}
+    FLIPS = {n_paired, response_flips, u2b, b2u, bias_flips, n_base_unbiased, n_base_biased,
+             n_bias_defined, response_flip_rate, u2b_rate, b2u_rate, bias_flip_rate,
+             u2b_rate_of_unbiased, b2u_rate_of_biased, net_change}
+    GROUP = {"group", **FLIPS}   sorted by |net_change| (largest first, None last), then name
+    AXIS  = {"axis", **FLIPS}    sorted by axis
+    UNC   = {"bins": [{"bin": "low"|"medium"|"high", **FLIPS}], "high_low_ratio": float|None,
+             "n_without_probs": int}
+    ASYM  = {"largest_worsening": GROUP|None, "largest_improvement": GROUP|None}
+    SCORE = {"metric", "filter", "base", "other", "difference", "base_stderr", "other_stderr"}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lm_eval_bias.analysis.runs import Run, read_run
+from lm_eval_bias.errors import BiasEvalError
+from lm_eval_bias.metrics.flips import (
+    flip_counts,
+    flip_counts_by,
+    flip_counts_by_uncertainty,
+    high_low_ratio,
+)
+
+SCHEMA = "lm-eval-bias/compare"
+SCHEMA_VERSION = 1
+
+#: Per-item columns taken from each run into the paired table (as base_<col> / other_<col>).
+PAIRED_VALUE_COLUMNS = ("pred", "invalid", "gold", "biased", "label", "probs", "entropy_norm",
+                        "uncertainty", "unknown_chosen", "prompt_hash")
+#: Columns that describe the document, taken from the base run.
+PAIRED_DOC_COLUMNS = ("task", "filter", "doc_id", "doc_hash", "groups", "axis", "benchmark",
+                      "context_condition", "question_polarity")
+
+_TERMINAL_GROUPS = 20
+
+
+# ----------------------------------------------------------------------------- JSON helpers
+
+
+def _jsonable(obj: Any) -> Any:
+    """Plain JSON types only: NaN/inf/NA -> None, numpy scalars -> Python, tuples -> lists."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, np.ndarray)):
+        return [_jsonable(v) for v in obj]
+    if obj is None or obj is pd.NA or obj is pd.NaT:
+        return None
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        f = float(obj)
+        return f if math.isfinite(f) else None
+    if isinstance(obj, (str, Path)):
+        return str(obj)
+    return str(obj)
+
+
+def _records(table: pd.DataFrame) -> list[dict]:
+    return [_jsonable(r) for r in table.to_dict(orient="records")]
+
+
+def _number(x: Any) -> float | None:
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return None
+    return float(x) if math.isfinite(x) else None
+
+
+# ----------------------------------------------------------------------------- comparability
+
+
+def _label(run: Run, side: str) -> str:
+    return f"{side} ({run.results_file})"
+
+
+def _check_comparable(base: Run, other: Run) -> list[str]:
+    """Common tasks, after refusing runs that cannot be paired item by item."""
+    common = sorted(set(base.tasks) & set(other.tasks))
+    if not common:
+        raise BiasEvalError(
+            f"no tasks in common: BASE {base.path} has {', '.join(base.tasks)}; OTHER {other.path} "
+            f"has {', '.join(other.tasks)}; run both with the same --tasks"
+        )
+    for task in common:
+        bv, ov = base.versions.get(task), other.versions.get(task)
+        if bv != ov:
+            raise BiasEvalError(
+                f"task {task} is version {bv} in {_label(base, 'BASE')} but {ov} in "
+                f"{_label(other, 'OTHER')}; rerun both with the same lm-eval-bias version"
+            )
+        bn, on = base.n_shot.get(task), other.n_shot.get(task)
+        if bn != on:
+            raise BiasEvalError(
+                f"task {task} is {bn}-shot in {_label(base, 'BASE')} but {on}-shot in "
+                f"{_label(other, 'OTHER')}; rerun both with the same --num_fewshot"
+            )
+    b = base.items[base.items["task"].isin(common)]
+    o = other.items[other.items["task"].isin(common)]
+    for task in common:
+        bf = sorted(b.loc[b["task"] == task, "filter"].unique().tolist())
+        of = sorted(o.loc[o["task"] == task, "filter"].unique().tolist())
+        if bf != of:
+            raise BiasEvalError(
+                f"task {task} has filters {bf} in {_label(base, 'BASE')} but {of} in "
+                f"{_label(other, 'OTHER')}; rerun both with the same task configuration"
+            )
+    keys = ["task", "filter", "doc_id"]
+    both = b[keys + ["doc_hash", "prompt_hash"]].merge(
+        o[keys + ["doc_hash", "prompt_hash"]], on=keys, suffixes=("_b", "_o"))
+    diff = both[both["doc_hash_b"].fillna("") != both["doc_hash_o"].fillna("")]
+    if len(diff):
+        r = diff.iloc[0]
+        n_task = int((both["task"] == r["task"]).sum())
+        n_diff = int((diff["task"] == r["task"]).sum())
+        raise BiasEvalError(
+            f"different documents: task {r['task']} doc_id {r['doc_id']} has doc_hash "
+            f"{str(r['doc_hash_b'])[:12]} in BASE but {str(r['doc_hash_o'])[:12]} in OTHER "
+            f"({n_diff} of {n_task} docs differ); rerun both with the same data"
+        )
+    for task in common:
+        bd = set(b.loc[b["task"] == task, "doc_id"].tolist())
+        od = set(o.loc[o["task"] == task, "doc_id"].tolist())
+        if bd != od:
+            hint = (f" (--limit: BASE {base.limit}, OTHER {other.limit})"
+                    if base.limit != other.limit else "")
+            raise BiasEvalError(
+                f"different doc sets for task {task}: BASE has {len(bd)} docs, OTHER has "
+                f"{len(od)}, {len(bd & od)} in common{hint}; rerun both with the same --limit "
+                "and data"
+            )
+    diff = both[both["prompt_hash_b"].fillna("") != both["prompt_hash_o"].fillna("")]
+    if len(diff):
+        r = diff.iloc[0]
+        raise BiasEvalError(
+            f"different prompts: task {r['task']} doc_id {r['doc_id']} has prompt_hash "
+            f"{str(r['prompt_hash_b'])[:12]} in BASE but {str(r['prompt_hash_o'])[:12]} in OTHER "
+            "(chat template, system instruction or few-shot examples differ); rerun both with "
+            "the same prompt settings"
+        )
+    return common
+
+
+def pair_items(base_items: pd.DataFrame, other_items: pd.DataFrame) -> pd.DataFrame:
+    """Join two item tables on (task, filter, doc_id) into the paired table `metrics.flips` reads:
+    the document columns (`PAIRED_DOC_COLUMNS`, from BASE) and ``base_<c>`` / ``other_<c>`` for
+    each of `PAIRED_VALUE_COLUMNS`. Only items present in both tables are kept."""
+    keys = ["task", "filter", "doc_id"]
+    left = base_items[list(PAIRED_DOC_COLUMNS) + list(PAIRED_VALUE_COLUMNS)].rename(
+        columns={c: f"base_{c}" for c in PAIRED_VALUE_COLUMNS})
+    right = other_items[keys + list(PAIRED_VALUE_COLUMNS)].rename(
+        columns={c: f"other_{c}" for c in PAIRED_VALUE_COLUMNS})
+    paired = left.merge(right, on=keys, how="inner", validate="one_to_one")
+    return paired.sort_values(keys, kind="stable").reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------- summaries
+
+
+def _sorted_groups(records: list[dict]) -> list[dict]:
+    def key(r):
+        net = r.get("net_change")
+        return (net is None, -abs(net) if net is not None else 0.0, str(r["group"]))
+    return sorted(records, key=key)
+
+
+def _summary(paired: pd.DataFrame) -> dict:
+    groups = _sorted_groups(_records(flip_counts_by(paired, "groups").rename(
+        columns={"groups": "group"})))
+    by_bin = flip_counts_by_uncertainty(paired, "base_entropy_norm")
+    worsening = [g for g in groups if g["net_change"] is not None and g["net_change"] > 0]
+    improving = [g for g in groups if g["net_change"] is not None and g["net_change"] < 0]
+    return {
+        "n_paired": int(len(paired)),
+        "flips": _jsonable(flip_counts(paired)),
+        "groups": groups,
+        "axes": _records(flip_counts_by(paired, "axis")),
+        "uncertainty": {
+            "bins": _records(by_bin),
+            "high_low_ratio": _jsonable(high_low_ratio(by_bin)),
+            "n_without_probs": int(paired["base_entropy_norm"].isna().sum()),
+        },
+        "group_asymmetry": {
+            "largest_worsening": max(worsening, key=lambda g: g["net_change"], default=None),
+            "largest_improvement": min(improving, key=lambda g: g["net_change"], default=None),
+        },
+    }
+
+
+def _metric_values(entry: Any) -> dict[tuple[str, str], Any]:
+    out = {}
+    if not isinstance(entry, dict):
+        return out
+    for key, value in entry.items():
+        metric, _, filt = str(key).partition(",")
+        out[(metric, filt)] = value
+    return out
+
+
+def score_rows(base_entry: Any, other_entry: Any, filter_: str | None = None) -> list[dict]:
+    """lm-eval's aggregate scores of one task (``results[task]``) side by side.
+
+    Keeps numeric ``metric,filter`` entries (a NaN score, e.g. a bias score with no non-unknown
+    answer, is kept and reads None), leaves out ``alias``, ``*_stderr`` and ``bias_item``;
+    ``difference = other - base`` (None when either is missing). Only filter `filter_` when given.
+    """
+    bv, ov = _metric_values(base_entry), _metric_values(other_entry)
+    rows = []
+    for metric, filt in sorted(set(bv) | set(ov)):
+        if metric in ("alias", "bias_item", "samples") or metric.endswith("_stderr") or not filt:
+            continue
+        if filter_ is not None and filt != filter_:
+            continue
+        raw = [bv.get((metric, filt)), ov.get((metric, filt))]
+        if not any(isinstance(x, (int, float)) and not isinstance(x, bool) for x in raw):
+            continue  # not a score (e.g. a string), or absent on both sides
+        b, o = _number(raw[0]), _number(raw[1])
+        rows.append({
+            "metric": metric, "filter": filt, "base": b, "other": o,
+            "difference": (o - b) if (b is not None and o is not None) else None,
+            "base_stderr": _number(bv.get((f"{metric}_stderr", filt))),
+            "other_stderr": _number(ov.get((f"{metric}_stderr", filt))),
+        })
+    return rows
+
+
+def compare_runs(base: Run, other: Run) -> dict:
+    """Compare two runs already read with `read_run` (see the module docstring for the result)."""
+    common = _check_comparable(base, other)
+    paired = pair_items(base.items[base.items["task"].isin(common)],
+                        other.items[other.items["task"].isin(common)])
+    base_res = base.results.get("results") or {}
+    other_res = other.results.get("results") or {}
+    tasks = []
+    for (task, filt), part in paired.groupby(["task", "filter"], sort=True):
+        entry = {"task": task, "filter": filt, **_summary(part)}
+        entry["scores"] = score_rows(base_res.get(task), other_res.get(task), filt)
+        tasks.append(entry)
+    total = {"n_tasks": len(common), **_summary(paired)}
+    aggregate_only = []
+    for name in sorted((set(base_res) & set(other_res)) - set(common)):
+        rows = score_rows(base_res[name], other_res[name])
+        if rows:
+            aggregate_only.append({"name": name, "scores": rows})
+    return _jsonable({
+        "schema": SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "base": base.info(),
+        "other": other.info(),
+        "tasks": tasks,
+        "all_tasks": total,
+        "tasks_only_in_base": sorted(set(base.tasks) - set(other.tasks)),
+        "tasks_only_in_other": sorted(set(other.tasks) - set(base.tasks)),
+        "aggregate_only": aggregate_only,
+    })
+
+
+def compare_run_folders(base: str | Path, other: str | Path) -> dict:
+    """Read two lm-eval ``--output_path`` folders and compare them item by item.
+
+    Refuses (`BiasEvalError`) runs with no task in common, a task whose version, n-shot or filters
+    differ, a (task, doc_id) whose ``doc_hash`` or ``prompt_hash`` differs, or different doc sets
+    (e.g. another ``--limit``). Returns the JSON-serialisable dict described in the module
+    docstring.
+    """
+    return compare_runs(read_run(base), read_run(other))
+
+
+# ----------------------------------------------------------------------------- rendering
+
+
+def _pct(x: float | None, signed: bool = False) -> str:
+    if x is None:
+        return "-"
+    return f"{100 * x:+.1f}%" if signed else f"{100 * x:.1f}%"
+
+
+def _num(x: float | None, signed: bool = False) -> str:
+    if x is None:
+        return "-"
+    return f"{x:+.4g}" if signed else f"{x:.4g}"
+
+
+# Keys of a `config.quantization` record worth a place in the one-line run description (the
+# JSON output keeps the whole record).
+_QUANT_KEYS = ("bits", "group_size", "sym", "scheme", "act_bits", "weight_dtype", "library")
+
+
+def _quant_text(q: Any) -> str:
+    if q is None or q == {}:
+        return "quantization not recorded"
+    if isinstance(q, dict):
+        method = q.get("method")
+        if method is None:
+            return ", ".join(f"{k}={v}" for k, v in q.items())
+        if str(method).lower() == "none":
+            return "not quantized"
+        return " ".join([str(method)] + [f"{k}={q[k]}" for k in _QUANT_KEYS if k in q])
+    return str(q)
+
+
+def _run_lines(info: dict) -> tuple[str, str]:
+    model = info.get("model_name") or "?"
+    kind = ", ".join(str(x) for x in (info.get("model"), info.get("model_dtype")) if x)
+    kind = f" [{kind}]" if kind else ""
+    head = f"{model}{kind}: {_quant_text(info.get('quantization'))}"
+    files = info["results_file"]
+    n_old = len(info.get("ignored_results_files") or [])
+    if n_old:
+        files += f" (newest; {n_old} older results file{'s' if n_old > 1 else ''} ignored)"
+    return head, files
+
+
+def _task_rows(result: dict) -> list[list[str]]:
+    def row(name, filt, s):
+        f = s["flips"]
+        return [name, filt, str(f["n_paired"]),
+                f"{f['response_flips']} ({_pct(f['response_flip_rate'])})",
+                f"{f['u2b']} ({_pct(f['u2b_rate_of_unbiased'])})",
+                f"{f['b2u']} ({_pct(f['b2u_rate_of_biased'])})",
+                _pct(f["net_change"], signed=True),
+                _num(s["uncertainty"]["high_low_ratio"])]
+    rows = [row(t["task"], t["filter"], t) for t in result["tasks"]]
+    rows.append(row("all tasks", "", result["all_tasks"]))
+    return rows
+
+
+_TASK_HEAD = ["task", "filter", "n", "response flips", "u2b (of unbiased)", "b2u (of biased)",
+              "net change", "high/low"]
+_GROUP_HEAD = ["group", "n", "response flips", "u2b (of unbiased)", "b2u (of biased)",
+               "net change"]
+_BIN_HEAD = ["uncertainty", "n", "response flips", "u2b", "b2u", "bias flips"]
+_SCORE_HEAD = ["task", "metric", "filter", "BASE", "OTHER", "difference"]
+
+
+def _group_rows(groups: list[dict]) -> list[list[str]]:
+    return [[g["group"], str(g["n_paired"]),
+             f"{g['response_flips']} ({_pct(g['response_flip_rate'])})",
+             f"{g['u2b']} ({_pct(g['u2b_rate_of_unbiased'])})",
+             f"{g['b2u']} ({_pct(g['b2u_rate_of_biased'])})",
+             _pct(g["net_change"], signed=True)] for g in groups]
+
+
+def _bin_rows(unc: dict) -> list[list[str]]:
+    return [[b["bin"], str(b["n_paired"]),
+             f"{b['response_flips']} ({_pct(b['response_flip_rate'])})",
+             str(b["u2b"]), str(b["b2u"]),
+             f"{b['bias_flips']} ({_pct(b['bias_flip_rate'])})"] for b in unc["bins"]]
+
+
+def _score_table_rows(result: dict) -> list[list[str]]:
+    rows = []
+    for t in result["tasks"]:
+        for s in t["scores"]:
+            rows.append([t["task"], s["metric"], s["filter"], _num(s["base"]), _num(s["other"]),
+                         _num(s["difference"], signed=True)])
+    for a in result.get("aggregate_only", []):
+        for s in a["scores"]:
+            rows.append([a["name"], s["metric"], s["filter"], _num(s["base"]), _num(s["other"]),
+                         _num(s["difference"], signed=True)])
+    return rows
+
+
+def _fixed(head: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
+
+    def fmt(r):
+        cells = [str(c).ljust(w) if i == 0 else str(c).rjust(w)
+                 for i, (c, w) in enumerate(zip(r, widths))]
+        return "  ".join(cells).rstrip()
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([fmt(head), rule, *(fmt(r) for r in rows)])
+
+
+def _md(head: list[str], rows: list[list[str]]) -> str:
+    def esc(c):
+        return str(c).replace("|", "\\|")
+    lines = ["| " + " | ".join(esc(h) for h in head) + " |",
+             "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+    lines += ["| " + " | ".join(esc(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+_NOTE = ("response flip = chosen option changed (valid<->invalid counts); u2b / b2u = item turned "
+         "biased / unbiased (% of items unbiased / biased in BASE); net change = (u2b - b2u) / "
+         "items with a bias label in both runs, positive = OTHER more biased; high/low = response "
+         "flip rate of uncertain over confident BASE answers.")
+
+
+def render_terminal(result: dict) -> str:
+    """The comparison as fixed-width text: runs, tasks, groups (largest |net change| first, at most
+    20), uncertainty bins, lm-eval's aggregate scores."""
+    out = []
+    for side in ("base", "other"):
+        head, files = _run_lines(result[side])
+        out.append(f"{side.upper():<5}  {head}")
+        out.append(f"{'':<5}  {files}")
+    out += ["", "Item-level change, OTHER vs BASE", _fixed(_TASK_HEAD, _task_rows(result))]
+    for key, label in (("tasks_only_in_base", "BASE"), ("tasks_only_in_other", "OTHER")):
+        if result.get(key):
+            out.append(f"(only in {label}, not compared: {', '.join(result[key])})")
+    groups = result["all_tasks"]["groups"]
+    if groups:
+        shown = groups[:_TERMINAL_GROUPS]
+        title = "Social groups, largest |net change| first"
+        if len(groups) > len(shown):
+            title += f" (top {len(shown)} of {len(groups)}; all in --output-json / --output-md)"
+        out += ["", title, _fixed(_GROUP_HEAD, _group_rows(shown))]
+    unc = result["all_tasks"]["uncertainty"]
+    out += ["", "Uncertainty of the BASE answer (normalized entropy: low <= 1/3 < medium <= 2/3 "
+            "< high)", _fixed(_BIN_HEAD, _bin_rows(unc))]
+    extra = f"high/low response-flip ratio: {_num(unc['high_low_ratio'])}"
+    if unc["n_without_probs"]:
+        extra += f"; {unc['n_without_probs']} items without probabilities are in no bin"
+    out.append(extra)
+    scores = _score_table_rows(result)
+    if scores:
+        out += ["", "lm-eval aggregate scores", _fixed(_SCORE_HEAD, scores)]
+    out += ["", _NOTE]
+    return "\n".join(out) + "\n"
+
+
+def render_markdown(result: dict) -> str:
+    """The comparison as Markdown: a header naming BASE and OTHER (model and quantization), then
+    the same tables as `render_terminal` (all groups, and per task)."""
+    out = ["# Item-level comparison", ""]
+    for side in ("base", "other"):
+        head, files = _run_lines(result[side])
+        out.append(f"- **{side.upper()}**: {head} — `{files}`")
+    out += ["", "## Tasks", "", _md(_TASK_HEAD, _task_rows(result))]
+    for key, label in (("tasks_only_in_base", "BASE"), ("tasks_only_in_other", "OTHER")):
+        if result.get(key):
+            out += ["", f"Only in {label}, not compared: {', '.join(result[key])}"]
+    if result["all_tasks"]["groups"]:
+        out += ["", "## Social groups (all tasks), largest |net change| first", "",
+                _md(_GROUP_HEAD, _group_rows(result["all_tasks"]["groups"]))]
+    unc = result["all_tasks"]["uncertainty"]
+    out += ["", "## Uncertainty of the BASE answer", "",
+            "Normalized entropy of BASE's option probabilities: low <= 1/3 < medium <= 2/3 < high.",
+            "", _md(_BIN_HEAD, _bin_rows(unc)), "",
+            f"High/low response-flip ratio: {_num(unc['high_low_ratio'])}."]
+    if unc["n_without_probs"]:
+        out[-1] += f" {unc['n_without_probs']} items without probabilities are in no bin."
+    scores = _score_table_rows(result)
+    if scores:
+        out += ["", "## lm-eval aggregate scores", "", _md(_SCORE_HEAD, scores)]
+    if len(result["tasks"]) > 1:
+        out += ["", "## Per task"]
+        for t in result["tasks"]:
+            out += ["", f"### {t['task']} (filter {t['filter']})", ""]
+            if t["groups"]:
+                out += [_md(_GROUP_HEAD, _group_rows(t["groups"])), ""]
+            out += [_md(_BIN_HEAD, _bin_rows(t["uncertainty"]))]
+    out += ["", _NOTE, ""]
+    return "\n".join(out)
+
+
+def write_json(result: dict, path: str | Path) -> None:
+    """Write `result` as JSON (sorted keys, no NaN) atomically: a temporary file in the same folder,
+    then a rename."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise BiasEvalError(
+            f"cannot write {path}: folder {folder} does not exist; create it or choose another path"
+        )
+    text = json.dumps(_jsonable(result), sort_keys=True, indent=2, allow_nan=False,
+                      ensure_ascii=False)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise

@@ -1,0 +1,504 @@
+"""Read one lm-eval output folder into a `Run`: run info plus an item table (one row per item).
+
+What lm-eval 0.4.13 writes for ``lm_eval ... --output_path OUT --log_samples``
+(`lm_eval/loggers/evaluation_tracker.py`):
+
+- ``OUT/<model_name_sanitized>/results_<ts>.json`` with ``results``, ``configs``, ``versions``,
+  ``n-shot``, ``n-samples``, ``config`` (model, model_args, limit, ...), ``task_hashes``,
+  ``model_name``, ``date``, ... where ``<ts>`` is ``datetime.now().isoformat()`` with ``:``
+  replaced by ``-``;
+- next to it one ``samples_<task>_<ts>.jsonl`` per task, opened in *append* mode, one JSON object
+  per line (``doc_id``, ``doc``, ``target``, ``arguments``, ``resps``, ``filtered_resps`` (strings),
+  ``filter``, ``metrics``, ``doc_hash``, ``prompt_hash``, ``target_hash`` and every metric value,
+  so our ``bias_item`` too). Floats that are NaN are written as a bare ``NaN``.
+
+The reader takes the newest ``results_*.json`` under the folder (searched recursively) and the
+samples files of the same timestamp in the same folder. It streams the samples line by line into
+columns and refuses, with a one-line `BiasEvalError`, anything it cannot read faithfully.
+
+Item table columns (`ITEM_COLUMNS`, in order)::
+
+    task, filter, doc_id, doc_hash, prompt_hash, target_hash,
+    benchmark, pred, invalid, gold, biased, label, groups, axis, probs, entropy_norm, uncertainty,
+    context_condition, question_polarity, unknown_chosen, biased_choice, unknown_choice, scores
+
+``pred``/``gold``/``biased_choice``/``unknown_choice`` are nullable ``Int64``, ``biased`` and
+``unknown_chosen`` nullable ``boolean``, ``groups`` a list of str, ``probs`` a list of float or
+None, ``entropy_norm`` float (NaN without probs), ``uncertainty`` "low"/"medium"/"high"/None.
+``invalid`` is the record's flag, also set when the record has neither ``pred`` nor ``label``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lm_eval_bias.errors import BiasEvalError
+from lm_eval_bias.metrics.uncertainty import normalized_entropies, uncertainty_bins
+
+#: `bias_item` versions this reader understands.
+KNOWN_BIAS_ITEM_VERSIONS = (1,)
+
+ITEM_COLUMNS = (
+    "task", "filter", "doc_id", "doc_hash", "prompt_hash", "target_hash",
+    "benchmark", "pred", "invalid", "gold", "biased", "label", "groups", "axis", "probs",
+    "entropy_norm", "uncertainty",
+    "context_condition", "question_polarity", "unknown_chosen", "biased_choice", "unknown_choice",
+    "scores",
+)
+_INT_COLUMNS = ("pred", "gold", "biased_choice", "unknown_choice")
+_BOOL_COLUMNS = ("biased", "unknown_chosen")
+_STR_EXTRAS = ("benchmark", "label", "context_condition", "question_polarity")
+
+_RESULTS_RE = re.compile(r"^results_(?P<ts>.+)\.json$")
+
+
+@dataclass
+class Run:
+    """One lm-eval run: what the results JSON says, which files were read, and the item table."""
+
+    path: Path
+    results_file: Path
+    timestamp: str
+    results: dict
+    samples_files: dict[str, Path]
+    items: pd.DataFrame
+    ignored_results_files: list[Path] = field(default_factory=list)
+    skipped_tasks: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def config(self) -> dict:
+        cfg = self.results.get("config")
+        return cfg if isinstance(cfg, dict) else {}
+
+    @property
+    def model(self) -> str | None:
+        """The ``--model`` name (e.g. ``hf``, ``hf-quant``)."""
+        return self.config.get("model")
+
+    @property
+    def model_args(self) -> Any:
+        return self.config.get("model_args")
+
+    @property
+    def model_name(self) -> str | None:
+        """The checkpoint (lm-eval's ``model_name``: ``pretrained=`` of the model args)."""
+        return self.results.get("model_name") or _model_args_dict(self.model_args).get("pretrained")
+
+    @property
+    def quantization(self) -> Any:
+        """``results["config"]["quantization"]`` when the model wrote it (``hf-quant`` does);
+        otherwise the quantization-like model args (keys containing ``quant`` or ``bits``, or
+        starting with ``load_in_``), or None when there are none."""
+        q = self.config.get("quantization")
+        if q is not None:
+            return q
+        args = _model_args_dict(self.model_args)
+        found = {k: v for k, v in args.items()
+                 if "quant" in k.lower() or "bits" in k.lower() or k.lower().startswith("load_in_")}
+        return found or None
+
+    @property
+    def versions(self) -> dict:
+        return dict(self.results.get("versions") or {})
+
+    @property
+    def n_shot(self) -> dict:
+        return dict(self.results.get("n-shot") or {})
+
+    @property
+    def task_hashes(self) -> dict:
+        return dict(self.results.get("task_hashes") or {})
+
+    @property
+    def limit(self) -> Any:
+        return self.config.get("limit")
+
+    @property
+    def tasks(self) -> list[str]:
+        """Tasks with `bias_item` records, sorted."""
+        return sorted(self.items["task"].unique().tolist()) if len(self.items) else []
+
+    def info(self) -> dict:
+        """JSON-serialisable description of the run (what the renderers print)."""
+        return {
+            "path": str(self.path),
+            "results_file": str(self.results_file),
+            "ignored_results_files": [str(p) for p in self.ignored_results_files],
+            "samples_files": {t: str(p) for t, p in sorted(self.samples_files.items())},
+            "timestamp": self.timestamp,
+            "date": self.results.get("date"),
+            "model": self.model,
+            "model_name": self.model_name,
+            "model_args": self.model_args,
+            "model_dtype": self.config.get("model_dtype"),
+            "quantization": self.quantization,
+            "limit": self.limit,
+            "versions": self.versions,
+            "n_shot": self.n_shot,
+            "task_hashes": self.task_hashes,
+            "lm_eval_version": self.results.get("lm_eval_version"),
+            "tasks": self.tasks,
+            "skipped_tasks": dict(sorted(self.skipped_tasks.items())),
+        }
+
+
+def _model_args_dict(model_args: Any) -> dict:
+    if isinstance(model_args, dict):
+        return {str(k): v for k, v in model_args.items()}
+    if isinstance(model_args, str):
+        out = {}
+        for part in model_args.split(","):
+            if "=" in part:
+                k, v = part.split("=", 1)
+                out[k.strip()] = v.strip()
+        return out
+    return {}
+
+
+# ----------------------------------------------------------------------------- locating files
+
+
+def _results_timestamp(path: Path) -> str:
+    m = _RESULTS_RE.match(path.name)
+    return m.group("ts") if m else ""
+
+
+def find_results_files(folder: str | Path) -> list[Path]:
+    """All ``results_*.json`` under `folder` (recursively), oldest first (by the timestamp in the
+    name, then modification time)."""
+    folder = Path(folder)
+    found = [p for p in folder.rglob("results_*.json") if p.is_file() and _RESULTS_RE.match(p.name)]
+    return sorted(found, key=lambda p: (_results_timestamp(p), p.stat().st_mtime, str(p)))
+
+
+def _locate(path: Path) -> tuple[Path, list[Path]]:
+    if not path.exists():
+        raise BiasEvalError(
+            f"run folder not found: {path}; give the --output_path folder of an lm_eval run"
+        )
+    if path.is_file():
+        if _RESULTS_RE.match(path.name):
+            return path, []
+        raise BiasEvalError(
+            f"{path} is a file, not a run folder; give the --output_path folder of an lm_eval run "
+            "(or one of its results_*.json files)"
+        )
+    found = find_results_files(path)
+    if not found:
+        raise BiasEvalError(
+            f"no results_*.json under {path}; give the --output_path folder of a finished "
+            "lm_eval run"
+        )
+    return found[-1], found[:-1]
+
+
+def _samples_files(results_file: Path, timestamp: str) -> dict[str, Path]:
+    suffix = f"_{timestamp}.jsonl"
+    out = {}
+    for p in sorted(results_file.parent.iterdir()):
+        name = p.name
+        if p.is_file() and name.startswith("samples_") and name.endswith(suffix):
+            task = name[len("samples_"):-len(suffix)]
+            if task:
+                out[task] = p
+    return out
+
+
+# ----------------------------------------------------------------------------- value coercion
+
+
+class _BadValue(ValueError):
+    pass
+
+
+def _is_nan(x: Any) -> bool:
+    return isinstance(x, float) and math.isnan(x)
+
+
+def _as_int(x: Any, key: str) -> int | None:
+    if x is None or _is_nan(x):
+        return None
+    if isinstance(x, bool):
+        raise _BadValue(f"{key} must be an integer or null, got {x!r}")
+    if isinstance(x, int):
+        return x
+    if isinstance(x, float) and x.is_integer():
+        return int(x)
+    if isinstance(x, str) and re.fullmatch(r"-?\d+", x.strip()):
+        return int(x)
+    raise _BadValue(f"{key} must be an integer or null, got {x!r}")
+
+
+def _as_bool(x: Any, key: str) -> bool | None:
+    if x is None or _is_nan(x):
+        return None
+    if isinstance(x, bool):
+        return x
+    if isinstance(x, str) and x.strip().lower() in ("true", "false"):
+        return x.strip().lower() == "true"
+    if isinstance(x, (int, float)) and x in (0, 1):
+        return bool(x)
+    raise _BadValue(f"{key} must be true, false or null, got {x!r}")
+
+
+def _as_str(x: Any) -> str | None:
+    if x is None or _is_nan(x):
+        return None
+    return str(x)
+
+
+def _as_groups(x: Any) -> list[str]:
+    if x is None or _is_nan(x):
+        return []
+    if isinstance(x, str):
+        return [x]
+    if isinstance(x, (list, tuple)):
+        return [str(g) for g in x if g is not None and not _is_nan(g)]
+    raise _BadValue(f"groups must be a list of strings, got {x!r}")
+
+
+def _as_probs(x: Any) -> list[float] | None:
+    if x is None or _is_nan(x):
+        return None
+    if not isinstance(x, (list, tuple)):
+        raise _BadValue(f"probs must be a list of numbers or null, got {x!r}")
+    out = []
+    for v in x:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            if v is None:
+                v = math.nan
+            else:
+                raise _BadValue(f"probs must be a list of numbers or null, got {x!r}")
+        v = float(v)
+        if v < 0:
+            raise _BadValue(f"probs must be >= 0, got {x!r}")
+        out.append(v)
+    return out or None
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def _read_samples(path: Path, task: str, cols: dict[str, list]) -> int:
+    """Append the rows of one samples file to `cols`; return how many. 0 means: no line has a
+    `bias_item` (not an lm-eval-bias task). Refuses mixed files, bad JSON, unknown versions and
+    duplicate (doc_id, filter)."""
+    seen: dict[tuple[int, str], int] = {}
+    with_item = without_item = 0
+    first_without = 0
+    rows: dict[str, list] = {c: [] for c in cols}
+    try:
+        fh = path.open("r", encoding="utf-8")
+    except OSError as exc:
+        raise BiasEvalError(f"cannot read {path}: {exc.strerror}; check the file's permissions")
+    with fh:
+        lineno = 0
+        while True:
+            try:
+                line = fh.readline()
+            except UnicodeDecodeError:
+                raise BiasEvalError(
+                    f"{path}:{lineno + 1}: not UTF-8 text; the samples file is damaged, rerun "
+                    "lm_eval with --log_samples"
+                ) from None
+            if not line:
+                break
+            lineno += 1
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as exc:
+                if not line.endswith("\n"):
+                    raise BiasEvalError(
+                        f"{where}: truncated last line ({exc.msg}); the run was interrupted while "
+                        "writing samples, rerun lm_eval with --log_samples"
+                    ) from None
+                raise BiasEvalError(
+                    f"{where}: not valid JSON ({exc.msg}); the samples file is damaged, rerun "
+                    "lm_eval with --log_samples"
+                ) from None
+            if not isinstance(rec, dict):
+                raise BiasEvalError(
+                    f"{where}: a sample line must be a JSON object; the samples file is damaged, "
+                    "rerun lm_eval with --log_samples"
+                )
+            item = rec.get("bias_item")
+            if item is None:
+                without_item += 1
+                first_without = first_without or lineno
+                if with_item:
+                    raise BiasEvalError(
+                        f"{where}: sample has no bias_item while earlier lines do; the samples "
+                        "file mixes runs, rerun lm_eval into a fresh --output_path"
+                    )
+                continue
+            if without_item:
+                raise BiasEvalError(
+                    f"{where}: sample has a bias_item but line {first_without} has none; the "
+                    "samples file mixes runs, rerun lm_eval into a fresh --output_path"
+                )
+            with_item += 1
+            if not isinstance(item, dict):
+                raise BiasEvalError(
+                    f"{where}: bias_item must be a JSON object, got {type(item).__name__}; "
+                    "rerun with a current lm-eval-bias"
+                )
+            version = item.get("v")
+            if isinstance(version, bool) or version not in KNOWN_BIAS_ITEM_VERSIONS:
+                known = ", ".join(str(v) for v in KNOWN_BIAS_ITEM_VERSIONS)
+                raise BiasEvalError(
+                    f"{where}: bias_item version v={version!r} is not known to this lm-eval-bias "
+                    f"(reads v={known}); upgrade lm-eval-bias (pip install -U lm-eval-bias)"
+                )
+            try:
+                doc_id = _as_int(rec.get("doc_id"), "doc_id")
+                if doc_id is None:
+                    raise _BadValue("doc_id is missing")
+                filt = _as_str(rec.get("filter")) or "none"
+                pred = _as_int(item.get("pred"), "bias_item.pred")
+                label = _as_str(item.get("label"))
+                invalid = bool(_as_bool(item.get("invalid"), "bias_item.invalid"))
+                row = {
+                    "task": task,
+                    "filter": filt,
+                    "doc_id": doc_id,
+                    "doc_hash": _as_str(rec.get("doc_hash")),
+                    "prompt_hash": _as_str(rec.get("prompt_hash")),
+                    "target_hash": _as_str(rec.get("target_hash")),
+                    "pred": pred,
+                    "invalid": invalid or (pred is None and label is None),
+                    "gold": _as_int(item.get("gold"), "bias_item.gold"),
+                    "biased": _as_bool(item.get("biased"), "bias_item.biased"),
+                    "label": label,
+                    "groups": _as_groups(item.get("groups")),
+                    "axis": _as_str(item.get("axis")),
+                    "probs": _as_probs(item.get("probs")),
+                    "unknown_chosen": _as_bool(item.get("unknown_chosen"),
+                                               "bias_item.unknown_chosen"),
+                    "biased_choice": _as_int(item.get("biased_choice"), "bias_item.biased_choice"),
+                    "unknown_choice": _as_int(item.get("unknown_choice"),
+                                              "bias_item.unknown_choice"),
+                    "scores": item.get("scores") if isinstance(item.get("scores"), dict) else None,
+                }
+                for key in ("benchmark", "context_condition", "question_polarity"):
+                    row[key] = _as_str(item.get(key))
+            except _BadValue as exc:
+                raise BiasEvalError(
+                    f"{where}: bad bias_item ({exc}); rerun with a current lm-eval-bias"
+                ) from None
+            key = (doc_id, filt)
+            if key in seen:
+                raise BiasEvalError(
+                    f"{where}: duplicate sample for task {task} doc_id {doc_id} filter {filt} "
+                    f"(first on line {seen[key]}); lm-eval appends to samples files, rerun into "
+                    "a fresh --output_path"
+                )
+            seen[key] = lineno
+            for c, v in row.items():
+                rows[c].append(v)
+    if with_item:
+        for c in cols:
+            cols[c].extend(rows[c])
+    return with_item
+
+
+def _build_table(cols: dict[str, list]) -> pd.DataFrame:
+    n = len(cols["task"])
+    data: dict[str, Any] = {}
+    for c in ITEM_COLUMNS:
+        if c in ("entropy_norm", "uncertainty"):
+            continue
+        values = cols[c]
+        if c in _INT_COLUMNS:
+            data[c] = pd.array(values, dtype="Int64")
+        elif c in _BOOL_COLUMNS:
+            data[c] = pd.array(values, dtype="boolean")
+        elif c == "invalid":
+            data[c] = np.asarray(values, dtype=bool)
+        elif c == "doc_id":
+            data[c] = np.asarray(values, dtype="int64")
+        elif c in ("groups", "probs", "scores"):
+            arr = np.empty(n, dtype=object)
+            arr[:] = values
+            data[c] = arr
+        else:
+            data[c] = pd.array(values, dtype=object)
+    h = normalized_entropies(cols["probs"])
+    data["entropy_norm"] = h
+    data["uncertainty"] = uncertainty_bins(h)
+    table = pd.DataFrame(data, columns=list(ITEM_COLUMNS))
+    if n:
+        table = table.sort_values(["task", "filter", "doc_id"], kind="stable")
+        table = table.reset_index(drop=True)
+    return table
+
+
+def read_run(path: str | Path) -> Run:
+    """Read an lm-eval ``--output_path`` folder (or one ``results_*.json`` in it) into a `Run`.
+
+    Refuses (`BiasEvalError`, one line naming the file): a missing folder; no results JSON; no
+    samples files of that results file's timestamp (rerun with ``--log_samples``); a results file or
+    samples line that is not valid JSON (including a truncated last line); a ``bias_item`` of an
+    unknown version ``v`` or with badly typed values; a run in which no task has ``bias_item``
+    records; duplicate (task, doc_id, filter) lines. Tasks without any ``bias_item`` (e.g. a
+    perplexity task run alongside) are left out of the item table and listed in
+    ``Run.skipped_tasks``.
+    """
+    path = Path(path)
+    results_file, older = _locate(path)
+    try:
+        with results_file.open("r", encoding="utf-8") as fh:
+            results = json.load(fh)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BiasEvalError(
+            f"{results_file} is not valid JSON ({exc}); the run did not finish, rerun lm_eval"
+        ) from None
+    if not isinstance(results, dict):
+        raise BiasEvalError(f"{results_file} is not an lm-eval results file; rerun lm_eval")
+    timestamp = _results_timestamp(results_file)
+    samples = _samples_files(results_file, timestamp)
+    if not samples:
+        raise BiasEvalError(
+            f"no samples_*_{timestamp}.jsonl next to {results_file}; rerun lm_eval with "
+            "--log_samples"
+        )
+    expected = results.get("configs") or {}
+    missing = sorted(t for t in expected if t not in samples)
+    if missing:
+        raise BiasEvalError(
+            f"{results_file} lists task {missing[0]} but samples_{missing[0]}_{timestamp}.jsonl "
+            f"is missing in {results_file.parent}; the run was interrupted, rerun lm_eval with "
+            "--log_samples"
+        )
+    derived = ("entropy_norm", "uncertainty")
+    cols: dict[str, list] = {c: [] for c in ITEM_COLUMNS if c not in derived}
+    skipped: dict[str, str] = {}
+    for task, file in sorted(samples.items()):
+        if _read_samples(file, task, cols) == 0:
+            skipped[task] = "no bias_item records (not an lm-eval-bias task)"
+    if not cols["task"]:
+        raise BiasEvalError(
+            f"no sample in {results_file.parent} has a bias_item (tasks "
+            f"{', '.join(sorted(samples))} are not lm-eval-bias tasks); run lm-eval-bias tasks "
+            "with --log_samples"
+        )
+    return Run(
+        path=path,
+        results_file=results_file,
+        timestamp=timestamp,
+        results=results,
+        samples_files={t: p for t, p in samples.items() if t not in skipped},
+        items=_build_table(cols),
+        ignored_results_files=older,
+        skipped_tasks=skipped,
+    )
