@@ -1,0 +1,279 @@
+"""Where a benchmark's files come from: a local copy of the upstream files, or upstream itself.
+
+One function, `benchmark_file(source, relpath)`, returns a local path to one upstream file:
+
+* `LM_EVAL_BIAS_DATA_DIR` set: the file is `<dir>/<source.folder>/<relpath>`, i.e. the upstream
+  repository's own layout under one folder per benchmark (`<dir>/bbq/data/Age.jsonl`,
+  `<dir>/bbq/supplemental/additional_metadata.csv`). Nothing is downloaded.
+* otherwise: the file is downloaded once from the upstream repository at a pinned commit into
+  `LM_EVAL_BIAS_CACHE_DIR` (default `~/.cache/lm_eval_bias`), checked against its pinned sha256
+  where one is known, and read from there.
+
+Why plain `urllib` and not `datasets.load_dataset(...)`/`huggingface_hub`: the hub copies of BBQ
+(`heegyu/bbq`, `oskarvanderwal/bbq`, ...) are dataset loading scripts, which datasets >= 4 no longer
+runs, and none carries `supplemental/additional_metadata.csv`; upstream's GitHub files are the
+reference, byte-identical to the local copies, so item hashes (lm-eval's `doc_hash`) agree between
+local and remote runs. We need the raw bytes to check the pinned sha256 and to parse the metadata
+CSV (quoted fields with embedded newlines) ourselves, and `datasets`' json builder would add its
+own cache and schema inference, and refuses every URL under `HF_DATASETS_OFFLINE=1`.
+
+A new benchmark plugs in with one `DataSource` (folder name, remote base URL, commit, pins) passed
+to `register_source`; its task module then calls `benchmark_file("<name>", "<relpath>")` and the
+readers below.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lm_eval_bias.errors import BiasEvalError
+
+DATA_DIR_ENV = "LM_EVAL_BIAS_DATA_DIR"
+CACHE_DIR_ENV = "LM_EVAL_BIAS_CACHE_DIR"
+DOWNLOAD_TIMEOUT_S = 60
+
+# The small sample shipped with the package, in the same layout (`<DEMO_DATA_DIR>/bbq/...`):
+# `LM_EVAL_BIAS_DATA_DIR=$(python -c "from lm_eval_bias.tasks._data import DEMO_DATA_DIR;
+# print(DEMO_DATA_DIR)")` runs every BBQ task on 16 items per category.
+DEMO_DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "demo"
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """One benchmark's upstream files.
+
+    name: the key tasks use, and the folder under `LM_EVAL_BIAS_DATA_DIR` (e.g. "bbq").
+    title: human name for messages (e.g. "BBQ").
+    remote_base: URL prefix of the raw files at `commit`; `{commit}` is filled in.
+    commit: the pinned upstream commit.
+    sha256: pinned hashes of files (relpath -> hex digest); downloads are checked against them.
+    layout_hint: what a local copy must contain, for error messages
+        (e.g. "bbq/data/<Category>.jsonl").
+    """
+
+    name: str
+    title: str
+    remote_base: str
+    commit: str
+    layout_hint: str
+    sha256: Mapping[str, str] = field(default_factory=dict)
+
+    def url(self, relpath: str) -> str:
+        return f"{self.remote_base.format(commit=self.commit).rstrip('/')}/{relpath}"
+
+
+_SOURCES: dict[str, DataSource] = {}
+
+
+def register_source(source: DataSource) -> DataSource:
+    """Add a benchmark's data source; a second source under the same name is refused."""
+    if not isinstance(source, DataSource):
+        raise TypeError(f"register_source expects a DataSource, got {type(source).__name__}")
+    if source.name in _SOURCES and _SOURCES[source.name] != source:
+        raise ValueError(f"data source {source.name!r} is already registered")
+    _SOURCES[source.name] = source
+    return source
+
+
+def get_source(name: str) -> DataSource:
+    try:
+        return _SOURCES[name]
+    except KeyError:
+        known = ", ".join(sorted(_SOURCES)) or "none"
+        raise BiasEvalError(
+            f"unknown benchmark data source {name!r}; known sources: {known}"
+        ) from None
+
+
+# sha256 of upstream's files at the pinned commit (tests check them against a local copy)
+# fmt: off
+_BBQ_SHA256 = {
+    "data/Age.jsonl":
+        "46e805b3fc2d8cbd26eeb8e8430d98cf7b2dc9c83574ff3674e8ce4f0fca2a60",
+    "data/Disability_status.jsonl":
+        "375d40d9b71f056150264445ec189b13934998f3f49a1e311aa7578eb3b45e5f",
+    "data/Gender_identity.jsonl":
+        "8b5adbb368510a97d5775dc43e1c719e0249fe2da33f13c83e3e29edafec7a00",
+    "data/Nationality.jsonl":
+        "a583e74666aec0341ded8aa3983e7cad694eb24de72c254d28b2df3035720090",
+    "data/Physical_appearance.jsonl":
+        "e48d7e13508565f4801574e611043470c25c95a0a62af3699cb5ee7cb02608fb",
+    "data/Race_ethnicity.jsonl":
+        "4a9f1214cfaa115ce7f0bdb40609122e431f5152c71b8ca64d665e483b946ae6",
+    "data/Race_x_SES.jsonl":
+        "af8e2ae3d0e5be9ebcbfe7149e591d47ff649e263307f4548f7fb12f6a6d83e8",
+    "data/Race_x_gender.jsonl":
+        "e5dbba782f8c4e25b99dd5470b5136e2db73dbf401cf6d4a5a3ed31b02f95696",
+    "data/Religion.jsonl":
+        "cb9555f9f3454a52cd2df85956b59bd7fcca5aa922c8527693b1164d08417616",
+    "data/SES.jsonl":
+        "9f92754bb037b0982604b9112705fb81d60a19d9e759c67e4a85e484a070f528",
+    "data/Sexual_orientation.jsonl":
+        "2c71036b9e7584fe589c42aef32c1a42bc01b9a5e9b1b8704342630cdb08cefd",
+    "supplemental/additional_metadata.csv":
+        "f36708416b0e7adb81b47ad1926f9c39c2beb611702b73b01e06c9b6c9ffbd3d",
+}
+# fmt: on
+
+BBQ = register_source(
+    DataSource(
+        name="bbq",
+        title="BBQ",
+        remote_base="https://raw.githubusercontent.com/nyu-mll/BBQ/{commit}",
+        commit="bea11bd97d79217245b5871acd247b9d6eb24598",
+        layout_hint="bbq/data/<Category>.jsonl (upstream layout of github.com/nyu-mll/BBQ)",
+        sha256=_BBQ_SHA256,
+    )
+)
+
+
+def _how_to_provide(source: DataSource) -> str:
+    return (
+        f"set {DATA_DIR_ENV} to a folder containing {source.layout_hint}, "
+        f"or go online to download it from {source.url('')} "
+        f"(unset {DATA_DIR_ENV} and HF_DATASETS_OFFLINE)"
+    )
+
+
+def local_data_dir() -> Path | None:
+    """The folder named by `LM_EVAL_BIAS_DATA_DIR`, or None when it is not set."""
+    value = os.environ.get(DATA_DIR_ENV, "").strip()
+    return Path(value).expanduser() if value else None
+
+
+def cache_dir() -> Path:
+    value = os.environ.get(CACHE_DIR_ENV, "").strip()
+    if value:
+        return Path(value).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME", "").strip() or str(Path.home() / ".cache")
+    return Path(base) / "lm_eval_bias"
+
+
+def _offline() -> bool:
+    # datasets' own switch: "no dataset downloads". We honour it for our plain downloads too, so
+    # an offline machine fails at once instead of waiting for a network timeout.
+    return os.environ.get("HF_DATASETS_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def benchmark_file(
+    source: str | DataSource, relpath: str, *, optional: bool = False
+) -> Path | None:
+    """Local path of one upstream file of a benchmark (see the module docstring).
+
+    `optional=True`: a file that does not exist (locally, or upstream: HTTP 404) gives None instead
+    of an error. Every other problem is a one-line `BiasEvalError` naming the file and both ways
+    to provide it.
+    """
+    src = source if isinstance(source, DataSource) else get_source(source)
+    root = local_data_dir()
+    if root is not None:
+        path = root / src.name / relpath
+        if path.is_file():
+            return path
+        if optional:
+            return None
+        where = path if root.is_dir() else f"{path} ({DATA_DIR_ENV}={root} does not exist)"
+        raise BiasEvalError(f"{src.title} data file not found: {where}; {_how_to_provide(src)}")
+    return _download(src, relpath, optional=optional)
+
+
+def _download(src: DataSource, relpath: str, *, optional: bool) -> Path | None:
+    target = cache_dir() / src.name / src.commit / relpath
+    pinned = src.sha256.get(relpath)
+    if target.is_file() and (pinned is None or sha256_of(target) == pinned):
+        return target
+    url = src.url(relpath)
+    if _offline():
+        raise BiasEvalError(
+            f"{src.title} data file {relpath} is not available offline (HF_DATASETS_OFFLINE is "
+            f"set, nothing cached at {target}); {_how_to_provide(src)}"
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=target.name, suffix=".part", dir=target.parent)
+    tmp = Path(tmp_name)
+    try:
+        with (
+            os.fdopen(fd, "wb") as out,
+            urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as resp,
+        ):
+            for chunk in iter(lambda: resp.read(1 << 20), b""):
+                out.write(chunk)
+        if pinned is not None and (got := sha256_of(tmp)) != pinned:
+            raise BiasEvalError(
+                f"downloaded {url} has sha256 {got}, expected {pinned} (pinned for commit "
+                f"{src.commit}); retry, or {_how_to_provide(src)}"
+            )
+        os.replace(tmp, target)
+    except urllib.error.HTTPError as exc:
+        if optional and exc.code == 404:
+            return None
+        raise BiasEvalError(
+            f"cannot download {src.title} data file {url} (HTTP {exc.code}); {_how_to_provide(src)}"
+        ) from None
+    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise BiasEvalError(
+            f"cannot download {src.title} data file {url} ({reason}); {_how_to_provide(src)}"
+        ) from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+def _check_columns(path: Path, have: Sequence[str], required: Sequence[str], what: str) -> None:
+    missing = [c for c in required if c not in have]
+    if missing:
+        raise BiasEvalError(
+            f"{path}: {what} lacks column(s) {', '.join(missing)} "
+            f"(has: {', '.join(have) or 'none'}); use the unmodified upstream file"
+        )
+
+
+def read_jsonl(path: Path, required: Sequence[str] = ()) -> list[dict]:
+    """One dict per line; every line must be a JSON object with the `required` keys."""
+    rows = []
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise BiasEvalError(
+                    f"{path}:{lineno}: not a JSON line ({exc.msg}); "
+                    f"use the unmodified upstream file"
+                ) from None
+            if not isinstance(row, dict):
+                raise BiasEvalError(
+                    f"{path}:{lineno}: expected a JSON object per line; "
+                    f"use the unmodified upstream file"
+                )
+            if required and any(c not in row for c in required):
+                _check_columns(path, list(row), required, f"line {lineno}")
+            rows.append(row)
+    return rows
+
+
+def read_csv(path: Path, required: Sequence[str] = ()) -> list[dict[str, str]]:
+    """Rows of a CSV file with a header (quoted fields may contain newlines)."""
+    with open(path, encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh)
+        _check_columns(path, list(reader.fieldnames or []), required, "the header")
+        return list(reader)
