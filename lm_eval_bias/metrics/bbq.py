@@ -163,7 +163,3 @@ def unknown_rate_amb(items: Sequence[PerDoc]) -> float:
 def invalid_rate(items: Sequence[PerDoc]) -> float:
     return _mean([int(it["invalid"]) for it in items])
 
-
-def count(items: Sequence[object]) -> int:
-    """Aggregation of the `bias_item` field: how many records the task wrote."""
-    return len(items)

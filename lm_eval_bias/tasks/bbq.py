@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import random
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -32,6 +31,7 @@ from typing import Any
 from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.metrics import bbq as bbq_metrics
 from lm_eval_bias.tasks import _data
+from lm_eval_bias.tasks._options import option_permutation, parse_permute_seed
 from lm_eval_bias.tasks._records import make_bias_item
 
 log = logging.getLogger(__name__)
@@ -255,27 +255,6 @@ def derive_target_locs(items: Sequence[dict]) -> list[int | None]:
 # ---------------------------------------------------------------- loading (lm-eval custom_dataset)
 
 
-def _parse_seed(permute_seed: Any) -> int | None:
-    if permute_seed is None or permute_seed == "":
-        return None
-    try:
-        if isinstance(permute_seed, bool):
-            raise ValueError
-        return int(str(permute_seed).strip())
-    except ValueError:
-        raise BiasEvalError(
-            f"permute_seed must be an integer, got {permute_seed!r}; "
-            f"e.g. --metadata '{{\"permute_seed\": 1}}'"
-        ) from None
-
-
-def option_permutation(seed: int, category: str, example_id: int) -> list[int]:
-    """Seeded order of the three answers for one item (same seed, same item -> same order)."""
-    perm = list(range(N_CHOICES))
-    random.Random(f"bbq:{seed}:{category}:{example_id}").shuffle(perm)
-    return perm
-
-
 def build_docs(
     rows: Sequence[dict], target_locs: Sequence[int | None], *, permute_seed: int | None = None
 ) -> list[dict]:
@@ -293,7 +272,8 @@ def build_docs(
         if permute_seed is None:
             perm = list(range(N_CHOICES))
         else:
-            perm = option_permutation(permute_seed, row["category"], int(row["example_id"]))
+            item_key = f"{row['category']}:{int(row['example_id'])}"
+            perm = option_permutation(permute_seed, BENCHMARK, item_key, N_CHOICES)
         doc["choices"] = [options[p] for p in perm]
         doc["gold"] = perm.index(int(row["label"]))
         doc["unknown_choice"] = perm.index(u)
@@ -315,7 +295,7 @@ def load_bbq_docs(category: str, permute_seed: Any = None) -> list[dict]:
             raise BiasEvalError(
                 f"unknown BBQ category {category!r}; choose one of {', '.join(CATEGORIES)}"
             )
-    seed = _parse_seed(permute_seed)
+    seed = parse_permute_seed(permute_seed)
     path = _data.benchmark_file(_data.BBQ, data_file(category))
     rows = _data.read_jsonl(path, JSONL_COLUMNS)
     if not rows:

@@ -186,8 +186,3 @@ def test_undefined_scores_are_nan_not_none():
 def test_ambiguous_bias_score_formula():
     assert m.ambiguous_bias_score(0.5, 3, 4) == pytest.approx(0.25)
     assert m.ambiguous_bias_score(1.0, 0, 0) == 0.0
-
-
-def test_count_aggregation():
-    assert m.count([{"v": 1}] * 7) == 7
-    assert m.count([]) == 0
