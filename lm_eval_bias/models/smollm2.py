@@ -11,9 +11,9 @@ model says so.
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 
+from lm_eval_bias._cache import cache_dir
 from lm_eval_bias.errors import BiasEvalError
 
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -37,10 +37,7 @@ def gguf_path() -> Path:
 
 
 def default_cache_dir() -> Path:
-    base = os.environ.get("LM_EVAL_BIAS_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "lm_eval_bias"
-    )
-    return Path(base) / "smollm2-135m-instruct"
+    return cache_dir() / "smollm2-135m-instruct"
 
 
 def ensure_checkpoint(cache_dir: Path | None = None, log=print) -> Path:
