@@ -8,8 +8,10 @@ module below. Nothing else changes.
 from lm_eval_bias.models.quant.base import QuantizationReport, Quantizer
 from lm_eval_bias.models.quant.registry import QUANTIZERS, QuantizerRegistry, register_quantizer
 
-# Importing a method module registers it.
-from lm_eval_bias.models.quant import none, rtn  # noqa: E402,F401  isort: skip
+# Importing a method module registers it; the order here is the order error messages list them.
+from lm_eval_bias.models.quant import none, rtn, act  # noqa: F401  isort: skip
+from lm_eval_bias.models.quant import bnb, torchao, quanto  # noqa: F401  isort: skip
+from lm_eval_bias.models.quant import prequantized  # noqa: F401  isort: skip
 
 __all__ = ["QUANTIZERS", "QuantizationReport", "Quantizer", "QuantizerRegistry",
            "register_quantizer"]

@@ -8,8 +8,16 @@ users pass as `quant=` (see `registry.py`). `HFQuantLM` calls its hooks in this 
    or as plain Python values in-process; the `parse_*` helpers below accept both.
 2. `validate_environment()`: check that the method's libraries (`requires`) import, before any
    model is loaded. The error names the `install` line.
-3. `quantize(model)`: change the loaded model in place and return a `QuantizationReport`, which
-   reaches lm-eval's results JSON as `config.quantization`.
+3. `check_checkpoint(checkpoint_config)`: the checkpoint's own `quantization_config` (or None),
+   read before the weights are loaded. A method refuses a checkpoint it cannot start from
+   (quant=nf4 on a GPTQ checkpoint); `none` there becomes `prequantized` (see `HFQuantLM`).
+4. `load_kwargs(checkpoint_config)`: extra `from_pretrained` kwargs, for methods that quantize
+   while loading (`stage = "load"`: bitsandbytes). Post-load methods return {}.
+5. `bind_tokenizer(tokenizer)`: the model's tokenizer, for methods that calibrate on text.
+6. `quantize(model)`: change the loaded model in place (post-load methods) or check what loading
+   did (load-time methods), and return a `QuantizationReport`, which reaches lm-eval's results
+   JSON as `config.quantization`. Either way it must verify that the method took effect (see
+   `_inspect.count_quantized`) and raise BiasEvalError when no module was quantized.
 
 This module imports neither torch nor any quantization library: a method imports its own.
 """
@@ -31,11 +39,20 @@ if TYPE_CHECKING:
 class QuantizationReport:
     """What a quantizer did, as recorded in the results JSON (`config.quantization`).
 
-    `model_bytes_before` is the bytes of the model's parameters in memory before quantizing;
+    `model_bytes_before` is the bytes of the model's parameters in memory before quantizing
+    (load-time methods: what the quantized layers would take unquantized, in the model's dtype);
     `model_bytes_after` the bytes of its quantized representation (for a simulated method, an
-    estimate: memory itself does not shrink). `settings` holds the method's own options (e.g.
-    group_size, sym, skip) and is written flat beside the common keys. Keys left as None are
-    omitted from `to_dict()`.
+    estimate: memory itself does not shrink; for a real one, the storage of every parameter and
+    buffer, quantized tensors counted by their packed data and scales). `settings` holds the
+    method's own options (e.g. group_size, sym, skip) and is written flat beside the common keys.
+    Keys left as None are omitted from `to_dict()`.
+
+    Set by `HFQuantLM`, the same for every method: `stage` ("load": quantized inside
+    `from_pretrained`; "post_load"; "checkpoint": the checkpoint was quantized already),
+    `load_seconds` (the whole `from_pretrained`), and `kl_fixed_text`: the mean over the tokens of
+    a fixed text (`kl_text_id`, see `_inspect.FIXED_TEXTS`) of KL(p_unquantized || p_quantized)
+    between next-token distributions, in nats. Where no unquantized reference is at hand
+    (load-time and checkpoint stages, which would need a second load) `kl_unavailable` says why.
     """
 
     method: str
@@ -52,6 +69,13 @@ class QuantizationReport:
     simulated: bool | None = None
     quantize_seconds: float | None = None
     mean_relative_error: float | None = None
+    act_bits: int | None = None
+    checkpoint_format: str | None = None
+    stage: str | None = None
+    load_seconds: float | None = None
+    kl_fixed_text: float | None = None
+    kl_text_id: str | None = None
+    kl_unavailable: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         common = asdict(self)
@@ -78,12 +102,16 @@ class Quantizer:
             Names must therefore differ from HFLM's own arguments (dtype, device, ...).
         requires: import names the method needs (checked by `validate_environment`).
         install: the pip line that provides `requires`, quoted in the error.
+        stage: "post_load" (the default: `quantize` changes the loaded model) or "load" (the
+            method quantizes inside `from_pretrained` through `load_kwargs`; `quantize` only
+            checks and reports) or "checkpoint" (the checkpoint is quantized already).
     """
 
     name: ClassVar[str] = ""
     options: ClassVar[tuple[str, ...]] = ()
     requires: ClassVar[tuple[str, ...]] = ()
     install: ClassVar[str] = ""
+    stage: ClassVar[str] = "post_load"
 
     def __init__(self, **options: Any) -> None:
         if options:
@@ -98,9 +126,73 @@ class Quantizer:
                 f"run: {self.install or 'pip install ' + ' '.join(missing)}"
             )
 
+    def check_checkpoint(self, checkpoint_config: Any) -> None:
+        """Refuse a checkpoint whose config carries a `quantization_config` (a dict or a
+        transformers `QuantizationConfigMixin`; None for an unquantized checkpoint).
+
+        The default suits a method that starts from full-precision weights: quantizing an
+        already-quantized model again would mix two formats (and transformers would silently
+        prefer the checkpoint's own config). A method that can load its own format overrides
+        this and accepts that one.
+        """
+        if checkpoint_config is None:
+            return
+        raise BiasEvalError(
+            f"quant={self.name}: the checkpoint is already quantized "
+            f"({describe_quantization_config(checkpoint_config)}); drop quant= to evaluate it as "
+            f"it is (recorded as quant=prequantized), or start from an unquantized checkpoint")
+
+    def load_kwargs(self, checkpoint_config: Any = None) -> dict[str, Any]:
+        """Extra keyword arguments for `from_pretrained` (e.g. `quantization_config`), for a
+        method that quantizes while loading. Called after `check_checkpoint`, just before the
+        weights are loaded; a post-load method (the default) returns {}. The returned
+        `quantization_config` replaces the checkpoint's own (None for a plain checkpoint)."""
+        return {}
+
+    def bind_tokenizer(self, tokenizer: Any) -> None:
+        """Called by `HFQuantLM` just before `quantize` with the model's tokenizer. A method that
+        calibrates on text (rtn_act's SmoothQuant) keeps it; the default ignores it."""
+
     def quantize(self, model: nn.Module) -> QuantizationReport:
         """Quantize `model` in place (on whatever device it lives) and report what was done."""
         raise NotImplementedError
+
+
+def quantization_config_dict(config: Any) -> dict[str, Any]:
+    """A checkpoint's `quantization_config` as a plain dict (it may be a transformers
+    `QuantizationConfigMixin` object, a dict, or None)."""
+    if config is None:
+        return {}
+    if isinstance(config, dict):
+        return dict(config)
+    if hasattr(config, "to_dict"):
+        return config.to_dict()
+    return dict(vars(config))
+
+
+def describe_quantization_config(config: Any) -> str:
+    """A short name of a checkpoint's quantization format, e.g. "bitsandbytes nf4",
+    "torchao Int8WeightOnlyConfig", "gptq 4-bit", "compressed-tensors pack-quantized"."""
+    qc = quantization_config_dict(config)
+    method = str(getattr(qc.get("quant_method"), "value", qc.get("quant_method", "unknown")))
+    if method == "bitsandbytes":
+        if qc.get("load_in_4bit") or qc.get("_load_in_4bit"):
+            return f"bitsandbytes {qc.get('bnb_4bit_quant_type', 'fp4')}"
+        return "bitsandbytes int8"
+    if method == "torchao":
+        quant_type = qc.get("quant_type")
+        if isinstance(quant_type, dict):
+            inner = quant_type.get("default", quant_type)
+            quant_type = inner.get("_type", inner) if isinstance(inner, dict) else inner
+        name = quant_type if isinstance(quant_type, str) else type(quant_type).__name__
+        return f"torchao {name}"
+    if method in ("gptq", "awq") and qc.get("bits"):
+        return f"{method} {qc['bits']}-bit"
+    if method == "compressed-tensors" and qc.get("format"):
+        return f"compressed-tensors {qc['format']}"
+    if method == "quanto" and qc.get("weights"):
+        return f"quanto {qc['weights']}"
+    return method
 
 
 def parameter_bytes(model: nn.Module) -> int:

@@ -40,7 +40,9 @@ class QuantizerRegistry:
         return decorator
 
     def names(self) -> list[str]:
-        return sorted(self._classes)
+        """Names in registration order: `quant/__init__.py` imports the baselines (none, rtn)
+        first, then the methods by library."""
+        return list(self._classes)
 
     def option_names(self) -> set[str]:
         """Every option any registered method takes (what `HFQuantLM` pops from model_args)."""
