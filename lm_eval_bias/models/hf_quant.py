@@ -7,20 +7,39 @@ Every `hf` model_arg keeps working. Added: `quant` (a name in the quantizer regi
 none) and the options of the chosen method (rtn: bits, group_size, sym, skip; lists use "|"
 because lm-eval splits model_args on commas). What was done reaches the results JSON as
 `config.quantization` (see `QuantizationReport`).
+
+Methods (`lm_eval_bias/models/quant/`, one module each; `QUANTIZERS.names()` lists them):
+
+| quant= | library | when | options |
+|---|---|---|---|
+| none | | | the model as loaded |
+| rtn | torch | post-load, simulated | bits 2-8, group_size, sym, skip |
+| rtn_act | torch | post-load, simulated W+A | rtn's + act_bits, smooth_alpha (SmoothQuant) |
+| bnb8, nf4, fp4 | bitsandbytes | while loading | threshold (bnb8); bnb_4bit_compute_dtype, double_quant (4-bit); skip |
+| torchao_int8, torchao_w8a8 | torchao | post-load | skip |
+| torchao_intx | torchao | post-load | bits 1-8, group_size, sym, skip |
+| quanto | optimum-quanto | post-load | weights (int8, int4, int2, float8), skip |
+| prequantized | the checkpoint's | saved quantized | none; the default for a quantized checkpoint |
+
+A checkpoint that is already quantized is evaluated as saved when quant= is not given (or none)
+and recorded as `prequantized` with its format; another method on it is a one-line error.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 
 from lm_eval.models.huggingface import HFLM
 
+from lm_eval_bias.models.prefix_scoring import PrefixScoringMixin, parse_prefix_cache
 from lm_eval_bias.models.quant import QUANTIZERS
+from lm_eval_bias.models.quant._inspect import FIXED_TEXT_ID, fixed_text_logprobs, mean_kl
 
 eval_logger = logging.getLogger(__name__)
 
 
-class HFQuantLM(HFLM):
+class HFQuantLM(PrefixScoringMixin, HFLM):
     """`HFLM` plus one quantization step. Registered as `hf-quant` by `lm_eval_bias._plugin`.
 
     An already-built model passed as `pretrained` is quantized in place.
@@ -36,6 +55,9 @@ class HFQuantLM(HFLM):
         self._quantizer = QUANTIZERS.build(method, options)
         self._quantizer.validate_environment()  # before spending minutes on loading
         self._quant_report = None
+        self._load_seconds = None
+        # prefix_cache=true (default): score each distinct context once (models/prefix_scoring.py)
+        self.prefix_cache = parse_prefix_cache(kwargs.pop("prefix_cache", True))
 
         super().__init__(pretrained=pretrained, **kwargs)
 
@@ -43,14 +65,50 @@ class HFQuantLM(HFLM):
             self._quantize()
 
     def _create_model(self, *args, **kwargs) -> None:
+        # HFLM hands the checkpoint's own `quantization_config` (None for a plain checkpoint);
+        # the method checks it and may replace it by its own (load-time methods, e.g. nf4).
+        checkpoint_config = kwargs.get("quantization_config")
+        self._use_checkpoint_config(checkpoint_config)
+        kwargs.update(self._quantizer.load_kwargs(checkpoint_config))
+        start = time.perf_counter()
         super()._create_model(*args, **kwargs)
+        self._load_seconds = time.perf_counter() - start
         # Weights are now on their device (HFLM loads with device_map={"": device}) and PEFT or
         # delta weights are applied, so the weights we quantize are the ones evaluated.
         self._quantize()
 
+    def _use_checkpoint_config(self, checkpoint_config) -> None:
+        """An already-quantized checkpoint without quant= (or quant=none) is evaluated as saved
+        (`prequantized`); any other method decides in `check_checkpoint` (most refuse)."""
+        if checkpoint_config is not None and self._quantizer.name == "none":
+            self._quantizer = QUANTIZERS.build("prequantized", {})
+        self._quantizer.check_checkpoint(checkpoint_config)
+
     def _quantize(self) -> None:
-        self._quant_report = self._quantizer.quantize(self._model)
-        record = self._quant_report.to_dict()
+        if self._load_seconds is None:  # a model object as `pretrained`
+            config = getattr(getattr(self._model, "config", None), "quantization_config", None)
+            self._use_checkpoint_config(config)
+        quantizer = self._quantizer
+        measure = quantizer.name != "none"
+        reference = None
+        if measure and quantizer.stage == "post_load":
+            # the unquantized model is at hand only now: one forward pass over a fixed text
+            reference = fixed_text_logprobs(self._model, self.tokenizer)
+        quantizer.bind_tokenizer(self.tokenizer)
+        self._quant_report = report = quantizer.quantize(self._model)
+        if measure:
+            report.stage = quantizer.stage
+            report.load_seconds = self._load_seconds
+            if reference is not None:
+                report.kl_fixed_text = mean_kl(
+                    reference, fixed_text_logprobs(self._model, self.tokenizer))
+                report.kl_text_id = FIXED_TEXT_ID
+            else:
+                report.kl_unavailable = (
+                    "quantized while loading" if quantizer.stage == "load"
+                    else "the checkpoint was quantized already"
+                ) + "; the unquantized reference would need a second load"
+        record = report.to_dict()
         eval_logger.info("hf-quant: %s", {k: v for k, v in record.items()
                                           if k != "modules_skipped"})
 

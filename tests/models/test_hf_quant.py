@@ -41,7 +41,8 @@ def reference(tiny_llama_dir) -> list[float]:
 
 
 def test_quant_none_matches_plain_hf_exactly(tiny_llama_dir, reference):
-    lm = HFQuantLM(pretrained=str(tiny_llama_dir), device="cpu", batch_size=2)
+    # The standard lm-eval path must be bit-identical; shared-prefix scoring has its own test.
+    lm = HFQuantLM(pretrained=str(tiny_llama_dir), device="cpu", batch_size=2, prefix_cache=False)
     assert _loglikelihoods(lm) == reference
     info = lm.get_model_info()
     assert info["quantization"]["method"] == "none"

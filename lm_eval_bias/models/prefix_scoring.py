@@ -1,0 +1,444 @@
+"""Shared-prefix scoring of log-likelihood requests: run each distinct context once.
+
+lm-eval's `HFLM._loglikelihood_tokens` runs every (context, continuation) pair as its own forward
+pass over context + continuation, so a three-choice item pays for its context three times. Here
+each distinct context runs once; its key/value cache is then reused to score all of its
+continuations, and output logits are computed only at the positions that are scored.
+
+What is scored is exactly what lm-eval scores. lm-eval feeds the model
+`(context + continuation)[-(max_length + 1):][:-1]` and reads the log-probabilities of the
+continuation tokens from the last `len(continuation)` positions. So a request is, at token level,
+an *effective context* `(context + continuation)[-(max_length + 1):][:-len(continuation)]`
+(the context, left-truncated exactly as lm-eval truncates it) followed by the continuation, with
+position ids starting at 0. Requests with equal effective contexts share one context pass.
+
+Per chunk of contexts (see `plan_chunks`):
+
+1. Context pass: up to `batch_size` distinct effective contexts, left-padded into one batch (attention mask,
+   position ids counted from each row's first real token), `use_cache=True`, logits only at the
+   last position. That position is the last context token in every row, and its logits score the
+   first token of every continuation.
+2. Continuation pass (only for continuations of two or more tokens): the cache rows are gathered
+   (one row per continuation, `index_select` along the batch dimension, so the context cache
+   itself is never modified), and `continuation[:-1]`, right-padded, is run on top of it with
+   position ids continuing from each context's length. Its logits score tokens 2..K.
+3. Per request: log-softmax (lm-eval's `softmax_dtype`), gather the continuation tokens, sum;
+   `is_greedy` is the argmax test lm-eval does, on the same log-softmax values.
+
+Where this cannot reproduce lm-eval exactly, the standard path runs instead, with one log line
+per reason: seq2seq models, `loglikelihood_rolling` windows (no context is shared), models whose
+forward does not return a plain `DynamicCache` of full-attention layers (no cache, sliding-window,
+linear-attention, quantized or shared-KV caches), PEFT prompt-learning adapters (virtual tokens),
+requests lm-eval itself would refuse, and a model that fails the one-time check below. The first
+chunk a model scores is also scored the standard way and compared (absolute tolerance 1e-4 in
+fp32, looser in 16-bit); a mismatch switches that model to the standard path for good. This
+catches architectures whose positions or masks do not behave as assumed, and quantized kernels
+whose results depend on the batch composition.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from lm_eval_bias.errors import BiasEvalError
+
+eval_logger = logging.getLogger(__name__)
+
+# A request as `_loglikelihood_tokens` receives it: ((context, continuation) strings or None,
+# context token ids, continuation token ids).
+TokenRequest = tuple[Any, Sequence[int], Sequence[int]]
+
+# Tolerances of the one-time check against the standard path, per logits dtype (nats, absolute,
+# per request). fp32 differences between the two paths are ~1e-6; 16-bit arithmetic rounds
+# differently for every batch shape, so its bound is per continuation token.
+CHECK_TOLERANCE_FP32 = 1e-4
+CHECK_TOLERANCE_16BIT_PER_TOKEN = 5e-2
+CHECK_MAX_REQUESTS = 6
+# Continuations of one context that may share a continuation pass whatever the batch size.
+ONE_CONTEXT_ROWS = 16
+
+
+def parse_prefix_cache(value: Any) -> bool:
+    """The `prefix_cache` model_arg: lm-eval casts "true"/"false" to bool; strings are accepted too."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"true", "1", "yes", "on"}:
+        return True
+    if text in {"false", "0", "no", "off"}:
+        return False
+    raise BiasEvalError(f"prefix_cache={value!r} is not a boolean; use prefix_cache=true or "
+                        f"prefix_cache=false")
+
+
+@dataclass(frozen=True)
+class ScoredItem:
+    """One request at token level, as lm-eval would score it."""
+
+    index: int                  # position in the caller's list
+    request_str: Any            # (context, continuation) strings; what the cache hook is keyed on
+    context: tuple[int, ...]    # effective context: left-truncated exactly like lm-eval
+    continuation: tuple[int, ...]
+    truncated: int              # number of context tokens dropped on the left
+
+
+@dataclass
+class ContextGroup:
+    context: tuple[int, ...]
+    items: list[int] = field(default_factory=list)  # indices into the item list
+
+
+def unsupported_request(request: TokenRequest, max_length: int) -> str | None:
+    """Why lm-eval's causal path would refuse this request (then it must be the one to refuse)."""
+    _, context, continuation = request
+    if len(context) == 0:
+        return "empty context tokens"
+    if len(continuation) == 0:
+        return "empty continuation tokens"
+    if len(continuation) > max_length:
+        return f"continuation longer than max_length={max_length}"
+    return None
+
+
+def effective_item(index: int, request: TokenRequest, max_length: int) -> ScoredItem:
+    """The (context, continuation) lm-eval really scores, truncation included.
+
+    lm-eval's input is `(ctx + cont)[-(max_length + 1):][:-1]`, scored on its last len(cont)
+    positions; so the context is cut from the left by `len(ctx) + len(cont) - (max_length + 1)`
+    tokens when that is positive, and the continuation is never cut (len(cont) <= max_length).
+    """
+    request_str, context, continuation = request
+    cut = max(0, len(context) + len(continuation) - (max_length + 1))
+    return ScoredItem(index=index, request_str=request_str, context=tuple(context[cut:]),
+                      continuation=tuple(continuation), truncated=cut)
+
+
+def group_by_context(items: Sequence[ScoredItem]) -> list[ContextGroup]:
+    """Groups of items with equal effective context, longest context first (then by tokens, so
+    the order does not depend on the order of the requests)."""
+    groups: dict[tuple[int, ...], ContextGroup] = {}
+    for position, item in enumerate(items):
+        groups.setdefault(item.context, ContextGroup(item.context)).items.append(position)
+    return sorted(groups.values(), key=lambda g: (-len(g.context), g.context))
+
+
+def plan_chunks(groups: Sequence[ContextGroup], batch_size: int) -> list[list[ContextGroup]]:
+    """Consecutive groups per context pass: at most `batch_size` contexts and, together, at most
+    `batch_size` continuations (a group with more forms a chunk of its own). `score_chunk` runs
+    the continuations in passes of `batch_size` rows, or of one whole group up to
+    ONE_CONTEXT_ROWS rows when that is more."""
+    batch_size = max(1, int(batch_size))
+    chunks: list[list[ContextGroup]] = []
+    current: list[ContextGroup] = []
+    rows = 0
+    for group in groups:
+        n = len(group.items)
+        if current and (rows + n > batch_size or len(current) >= batch_size):
+            chunks.append(current)
+            current, rows = [], 0
+        current.append(group)
+        rows += n
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def _plain_dynamic_cache(cache: Any) -> bool:
+    """A `DynamicCache` whose layers are all plain full-attention `DynamicLayer`s: the only kind
+    we gather rows from (sliding-window, linear-attention, quantized, offloaded and shared-KV
+    layers keep other state)."""
+    try:
+        from transformers.cache_utils import DynamicCache, DynamicLayer
+    except ImportError:  # transformers < 4.56 has no cache layers
+        return False
+    return (type(cache) is DynamicCache and len(cache.layers) > 0
+            and not getattr(cache, "offloading", False)
+            and all(type(layer) is DynamicLayer and layer.is_initialized
+                    for layer in cache.layers))
+
+
+def gather_cache_rows(cache: Any, rows: torch.Tensor) -> Any:
+    """A new `DynamicCache` holding rows `rows` (repeats allowed) of `cache`; `cache` is untouched,
+    so later continuation passes can reuse it."""
+    from transformers.cache_utils import DynamicCache
+
+    return DynamicCache(ddp_cache_data=[(layer.keys.index_select(0, rows),
+                                         layer.values.index_select(0, rows))
+                                        for layer in cache.layers])
+
+
+class PrefixScorer:
+    """Runs the two passes for one model. Holds no request state; `lm` is an `HFLM`."""
+
+    def __init__(self, lm) -> None:
+        self.lm = lm
+        self.model = lm.model
+        self.device = lm.device
+        self.use_logits_to_keep = True
+        self.logits_dtype = torch.float32  # of the model's output, set by each context pass
+
+    def _autocast(self):
+        dtype = self.lm.mixed_precision_dtype
+        return torch.autocast(device_type=self.device.type, dtype=dtype,
+                              enabled=dtype is not None)
+
+    def _forward(self, input_ids, attention_mask, position_ids, past_key_values, last_only):
+        kwargs = {"input_ids": input_ids, "use_cache": True}
+        if attention_mask is not None:
+            kwargs["attention_mask"] = attention_mask
+        if position_ids is not None:
+            kwargs["position_ids"] = position_ids
+        if past_key_values is not None:
+            kwargs["past_key_values"] = past_key_values
+        if last_only and self.use_logits_to_keep:
+            kwargs["logits_to_keep"] = 1
+        with torch.no_grad(), self._autocast():
+            out = self.model(**kwargs)
+        logits = out.logits[:, -1:, :] if last_only else out.logits
+        return logits, out.past_key_values
+
+    def probe(self) -> str | None:
+        """None if the model returns a cache we can reuse, else why not (one tiny forward)."""
+        token = int(self.lm.prefix_token_id)
+        ids = torch.tensor([[token, token]], dtype=torch.long, device=self.device)
+        try:
+            try:
+                _, cache = self._forward(ids, None, None, None, last_only=True)
+            except TypeError:  # a forward without `logits_to_keep`: compute all, keep the last
+                self.use_logits_to_keep = False
+                _, cache = self._forward(ids, None, None, None, last_only=True)
+        except Exception as exc:  # noqa: BLE001  (any failure means: use the standard path)
+            return f"a forward pass with use_cache=True failed ({type(exc).__name__}: {exc})"
+        if cache is None:
+            return "the model returns no key/value cache"
+        if not _plain_dynamic_cache(cache):
+            return (f"the model's cache ({type(cache).__name__}) is not a plain DynamicCache of "
+                    f"full-attention layers")
+        return None
+
+    def score_chunk(self, groups: Sequence[ContextGroup], items: Sequence[ScoredItem],
+                    batch_size: int) -> dict[int, tuple[float, bool]]:
+        """(log-likelihood, is_greedy) for every item of `groups`, keyed by position in `items`."""
+        device = self.device
+        softmax_dtype = self.lm.softmax_dtype
+        n = len(groups)
+        lengths = [len(g.context) for g in groups]
+        width = max(lengths)
+        padded = any(length != width for length in lengths)
+
+        # 1. context pass, left-padded: the last position holds every row's last context token.
+        ids = torch.zeros((n, width), dtype=torch.long)
+        mask = torch.zeros((n, width), dtype=torch.long)
+        for row, group in enumerate(groups):
+            ids[row, width - lengths[row]:] = torch.tensor(group.context, dtype=torch.long)
+            mask[row, width - lengths[row]:] = 1
+        ids, mask = ids.to(device), mask.to(device)
+        position_ids = (mask.cumsum(-1) - 1).clamp(min=0) if padded else None
+        last_logits, cache = self._forward(ids, mask if padded else None, position_ids, None,
+                                           last_only=True)
+        if not _plain_dynamic_cache(cache):
+            raise _CacheUnusable(f"the model returned a {type(cache).__name__}")
+        self.logits_dtype = last_logits.dtype
+        first_logp = F.log_softmax(last_logits[:, -1, :], dim=-1, dtype=softmax_dtype)  # [n, V]
+
+        results: dict[int, tuple[float, bool]] = {}
+        # (group row, item position) of continuations needing a continuation pass
+        rows: list[tuple[int, int]] = []
+        for g_row, group in enumerate(groups):
+            for position in group.items:
+                item = items[position]
+                if len(item.continuation) == 1:
+                    token = item.continuation[0]
+                    logp = first_logp[g_row]
+                    results[position] = (float(logp[token]),
+                                         bool(int(logp.argmax()) == token))
+                else:
+                    rows.append((g_row, position))
+
+        # 2. continuation passes over gathered cache rows, right-padded. The continuations of one
+        # context share a pass even above `batch_size` (up to ONE_CONTEXT_ROWS): such a row is a
+        # few tokens over a cache copy, far less memory than one of lm-eval's full rows with its
+        # logits at every position; at batch_size=1 this is what makes the path pay off.
+        step = max(1, batch_size, min(max(len(g.items) for g in groups), ONE_CONTEXT_ROWS))
+        for start in range(0, len(rows), step):
+            part = rows[start:start + step]
+            conts = [items[position].continuation for _, position in part]
+            steps = max(len(c) for c in conts) - 1
+            ids = torch.zeros((len(part), steps), dtype=torch.long)
+            cont_mask = torch.zeros((len(part), steps), dtype=torch.long)
+            for r, cont in enumerate(conts):
+                ids[r, :len(cont) - 1] = torch.tensor(cont[:-1], dtype=torch.long)
+                cont_mask[r, :len(cont) - 1] = 1
+            group_rows = torch.tensor([g_row for g_row, _ in part], dtype=torch.long,
+                                      device=device)
+            starts = torch.tensor([lengths[g_row] for g_row, _ in part], dtype=torch.long)
+            position_ids = (starts[:, None] + torch.arange(steps)[None, :]).to(device)
+            ids, cont_mask = ids.to(device), cont_mask.to(device)
+            need_mask = padded or bool((cont_mask == 0).any())
+            attention = (torch.cat([mask.index_select(0, group_rows), cont_mask], dim=1)
+                         if need_mask else None)
+            logits, _ = self._forward(ids, attention, position_ids,
+                                      gather_cache_rows(cache, group_rows), last_only=False)
+            logp = F.log_softmax(logits, dim=-1, dtype=softmax_dtype)  # [rows, steps, V]
+
+            # 3. per request: first token from the context pass, the rest from this pass.
+            for r, (g_row, position) in enumerate(part):
+                cont = torch.tensor(conts[r], dtype=torch.long, device=device)
+                seq = torch.cat([first_logp[g_row][None, :], logp[r, :len(conts[r]) - 1]])
+                picked = seq.gather(1, cont[:, None]).squeeze(1)
+                greedy = bool((seq.argmax(dim=-1) == cont).all())
+                results[position] = (float(picked.sum()), greedy)
+        return results
+
+
+class _CacheUnusable(Exception):
+    pass
+
+
+class PrefixScoringMixin:
+    """Put before `HFLM` in the bases: `_loglikelihood_tokens` scores shared contexts once.
+
+    The subclass sets `self.prefix_cache` (bool) before `HFLM.__init__` runs.
+    """
+
+    prefix_cache: bool = True
+
+    def _prefix_log_once(self, reason: str, level: int = logging.WARNING) -> None:
+        logged = self.__dict__.setdefault("_prefix_logged", set())
+        if reason not in logged:
+            logged.add(reason)
+            eval_logger.log(level, "hf-quant prefix_cache: using lm-eval's standard "
+                                   "loglikelihood path: %s", reason)
+
+    def _prefix_fallback_reason(self, requests, override_bs) -> tuple[str, int] | None:
+        if self.__dict__.get("_prefix_disabled"):
+            return self.__dict__["_prefix_disabled"], logging.WARNING
+        if self.backend != "causal":
+            return f"backend={self.backend!r} (only causal models share a context)", logging.WARNING
+        if any(request[0] is None for request in requests) or override_bs is not None:
+            return "loglikelihood_rolling windows share no context", logging.INFO
+        for request in requests:
+            why = unsupported_request(request, self.max_length)
+            if why:
+                return f"a request has {why}", logging.WARNING
+        peft_config = getattr(self.model, "active_peft_config", None)
+        if peft_config is not None and getattr(peft_config, "is_prompt_learning", False):
+            return "PEFT prompt-learning adapters add virtual tokens", logging.WARNING
+        if "_prefix_scorer" not in self.__dict__:
+            scorer = PrefixScorer(self)
+            why = scorer.probe()
+            if why:
+                self._prefix_disabled = why
+                return why, logging.WARNING
+            self._prefix_scorer = scorer
+        return None
+
+    def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False,
+                              override_bs: int | None = None):
+        if not self.prefix_cache or not requests:
+            return super()._loglikelihood_tokens(requests, disable_tqdm=disable_tqdm,
+                                                 override_bs=override_bs)
+        fallback = self._prefix_fallback_reason(requests, override_bs)
+        if fallback is not None:
+            self._prefix_log_once(*fallback)
+            return super()._loglikelihood_tokens(requests, disable_tqdm=disable_tqdm,
+                                                 override_bs=override_bs)
+        try:
+            return self._prefix_loglikelihood_tokens(requests, disable_tqdm=disable_tqdm)
+        except _PrefixMismatch as exc:
+            self._prefix_disabled = str(exc)
+            self._prefix_log_once(str(exc))
+            return super()._loglikelihood_tokens(requests, disable_tqdm=disable_tqdm,
+                                                 override_bs=override_bs)
+
+    def _prefix_batch_size(self, items: Sequence[ScoredItem]) -> int:
+        if self.batch_size != "auto":
+            return int(self.batch_size)
+        # lm-eval sizes "auto" batches on its longest request, a full context + continuation
+        # row; every row here (a context, or a continuation over a cache) is at most that long.
+        longest = max(items, key=lambda it: len(it.context) + len(it.continuation))
+        print("Passed argument batch_size = auto. Detecting largest batch size")
+        size = self._detect_batch_size([(longest.request_str, list(longest.context),
+                                         list(longest.continuation))], 0)
+        print(f"Determined largest batch size: {size}")
+        return size
+
+    def _prefix_loglikelihood_tokens(self, requests, disable_tqdm: bool = False):
+        scorer: PrefixScorer = self._prefix_scorer
+        items = [effective_item(i, request, self.max_length)
+                 for i, request in enumerate(requests)]
+        truncated = [item for item in items if item.truncated]
+        if truncated:
+            eval_logger.warning(
+                "%d request(s) exceed the model's maximum length (%d): their contexts are "
+                "truncated from the left, as lm-eval does (at most %d tokens dropped).",
+                len(truncated), self.max_length, max(item.truncated for item in truncated))
+        groups = group_by_context(items)
+        batch_size = self._prefix_batch_size(items)
+        results: list[tuple[float, bool] | None] = [None] * len(items)
+        pbar = tqdm(total=len(requests), disable=(disable_tqdm or (self.rank != 0)),
+                    desc="Running loglikelihood requests (shared prefix)")
+        try:
+            for chunk in plan_chunks(groups, batch_size):
+                try:
+                    scored = scorer.score_chunk(chunk, items, batch_size)
+                except _CacheUnusable as exc:
+                    raise _PrefixMismatch(str(exc)) from exc
+                if not self.__dict__.get("_prefix_verified"):
+                    self._prefix_verify(items, scored, scorer.logits_dtype)
+                    self._prefix_verified = True
+                for position in sorted(scored):
+                    answer = scored[position]
+                    results[position] = answer
+                    request_str = items[position].request_str
+                    if request_str is not None:
+                        self.cache_hook.add_partial("loglikelihood", request_str, answer)
+                    pbar.update(1)
+        finally:
+            pbar.close()
+        assert all(answer is not None for answer in results)
+        return results
+
+    def _prefix_verify(self, items: Sequence[ScoredItem], scored: dict[int, tuple[float, bool]],
+                       logits_dtype: torch.dtype) -> None:
+        """Score a few requests of the first chunk the standard way and compare."""
+        from lm_eval.api.model import CacheHook
+
+        # prefer multi-token continuations of different contexts: they exercise both passes
+        chosen, seen = [], set()
+        for position in sorted(scored, key=lambda p: -len(items[p].continuation)):
+            if items[position].context not in seen or len(chosen) < 2:
+                chosen.append(position)
+                seen.add(items[position].context)
+            if len(chosen) >= CHECK_MAX_REQUESTS:
+                break
+        subset = [(items[p].request_str, list(items[p].context), list(items[p].continuation))
+                  for p in chosen]
+        hook, self.cache_hook = self.cache_hook, CacheHook(None)
+        try:
+            # a fixed batch size: "auto" would size batches again for these few requests
+            reference = super()._loglikelihood_tokens(subset, disable_tqdm=True,
+                                                      override_bs=len(subset))
+        finally:
+            self.cache_hook = hook
+        for position, (expected, _) in zip(chosen, reference):
+            got = scored[position][0]
+            if logits_dtype in (torch.float32, torch.float64):
+                tolerance = CHECK_TOLERANCE_FP32
+            else:
+                tolerance = CHECK_TOLERANCE_16BIT_PER_TOKEN * len(items[position].continuation)
+            if not abs(got - expected) <= tolerance:
+                raise _PrefixMismatch(
+                    f"shared-prefix scoring disagreed with full recomputation on this model "
+                    f"({got:.6f} vs {expected:.6f}, tolerance {tolerance:g})")
+
+
+class _PrefixMismatch(Exception):
+    pass
