@@ -277,3 +277,50 @@ def read_csv(path: Path, required: Sequence[str] = ()) -> list[dict[str, str]]:
         reader = csv.DictReader(fh)
         _check_columns(path, list(reader.fieldnames or []), required, "the header")
         return list(reader)
+
+
+def hub_file(repo_id: str, filename: str, revision: str, local_relpath: str) -> Path:
+    """Local path of one file of a Hugging Face hub dataset repository.
+
+    `LM_EVAL_BIAS_DATA_DIR/<local_relpath>` when that file exists (nothing is downloaded);
+    otherwise `huggingface_hub.hf_hub_download(repo_id, filename, repo_type="dataset",
+    revision=revision)` (the hub's own cache; `HF_HUB_OFFLINE=1` fails fast). Any failure is a
+    one-line `BiasEvalError` naming both ways to provide the file.
+    """
+    root = local_data_dir()
+    if root is not None and (root / local_relpath).is_file():
+        return root / local_relpath
+    local_hint = (
+        f"{root / local_relpath}" if root is not None else f"${DATA_DIR_ENV}/{local_relpath}"
+    )
+    how = (
+        f"put the unmodified upstream file at {local_hint}, or go online (unset HF_HUB_OFFLINE) "
+        f"so it downloads from the Hugging Face hub: dataset {repo_id}, file {filename}, "
+        f"revision {revision}"
+    )
+    try:
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.errors import HfHubHTTPError
+    except ImportError:
+        raise BiasEvalError(
+            f"{repo_id}/{filename} is not available locally and huggingface_hub is not installed; "
+            f"pip install huggingface_hub, or {how}"
+        ) from None
+    failures: tuple[type[BaseException], ...] = (OSError, ValueError, HfHubHTTPError)
+    try:  # huggingface_hub >= 1 talks HTTP through httpx, whose errors are not OSErrors
+        import httpx
+
+        failures += (httpx.HTTPError,)
+    except ImportError:  # pragma: no cover - older huggingface_hub uses requests (OSErrors)
+        pass
+    try:
+        return Path(
+            hf_hub_download(
+                repo_id=repo_id, filename=filename, repo_type="dataset", revision=revision
+            )
+        )
+    except failures as exc:  # offline, unreachable, gated, missing revision: all one message
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise BiasEvalError(
+            f"cannot get {filename} of hub dataset {repo_id} ({type(exc).__name__}: {reason}); {how}"
+        ) from None

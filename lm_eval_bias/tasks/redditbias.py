@@ -1,0 +1,184 @@
+"""RedditBias (Barikeri et al. 2021) for lm-eval: data loading and per-item records.
+
+Named from `task_configs/redditbias/*` (`!function lm_eval_bias.tasks.redditbias.<name>`); no
+import-time side effects. Scores: `lm_eval_bias.metrics.redditbias`.
+
+A demographic has two upstream test files: row i of the group-2 file is the counterfactual of row i
+of the group-1 file (checked: group-2 `comments` == group-1 `comments_processed`). Each doc is one
+such pair:
+    row               the row index in both files (0-based, file order)
+    biased, counterfactual   the scored phrases (`comments_processed` of group 1 and of group 2)
+    group, counterfactual_group   e.g. "black", "white"
+    initial_demo, replaced_demo   upstream's swapped terms (group-2 file)
+    bias_sent         upstream's sentence-level annotation ("1", "0" or "" as written: 1.0 -> "1")
+    choices           [biased, counterfactual] (or the --metadata permute_seed order)
+    biased_choice     index of the biased phrase in `choices`
+Each phrase is scored on its own (empty context, no delimiter): its total log-likelihood.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from lm_eval_bias.errors import BiasEvalError
+from lm_eval_bias.metrics import redditbias as rb_metrics
+from lm_eval_bias.tasks import _data
+from lm_eval_bias.tasks._options import option_permutation, parse_permute_seed
+from lm_eval_bias.tasks._records import make_bias_item
+
+BENCHMARK = "redditbias"
+
+# demographic -> (group 1: biased phrases, group 2: counterfactuals), as in upstream's
+# Evaluation/measure_bias.py
+DEMOGRAPHICS: dict[str, tuple[str, str]] = {
+    "gender": ("female", "male"),
+    "orientation": ("lgbtq", "straight"),
+    "race": ("black", "white"),
+    "religion1": ("jews", "christians"),
+    "religion2": ("muslims", "christians"),
+}
+
+# fmt: off
+_SHA256 = {
+    "data/gender/reddit_comments_gender_female_biased_test_reduced.csv":
+        "6f879a2bd92adeb61a8865c273f4724a989a0046ff74a59b8731af53a18303e6",
+    "data/gender/reddit_comments_gender_male_biased_test_reduced.csv":
+        "bfb0478c5176bf02f8841a89df6fe40768ad7078d29c738a8aab5770b1149c2f",
+    "data/orientation/reddit_comments_orientation_lgbtq_biased_test_reduced.csv":
+        "2664ac0a26b65bde99c12db737f729823bf6e4fcd1c7bd22eb8da9e8960556d5",
+    "data/orientation/reddit_comments_orientation_straight_biased_test_reduced.csv":
+        "e0f8ab4da75576104d0c32bb1b73629021c291ad4027815a4fefe964edd78bf1",
+    "data/race/reddit_comments_race_black_biased_test_reduced.csv":
+        "08d26f74e4ef42be999bafb5770f63fc239cb767611eb93aa713ad8eb93875a0",
+    "data/race/reddit_comments_race_white_biased_test_reduced.csv":
+        "59e10d5fb1e86d4fde3a1adda0d0f37802634d0e6ca01571249d8a9b03579b73",
+    "data/religion1/reddit_comments_religion1_christians_biased_test_reduced.csv":
+        "34048b5a874effd27e7665f14dd715cfff5d0f2fbd38f4691a18375c32e36b71",
+    "data/religion1/reddit_comments_religion1_jews_biased_test_reduced.csv":
+        "4d615949b94cf3babdc9164e08132b885dfd93e6c128e0a5a582934d22b3ad36",
+    "data/religion2/reddit_comments_religion2_christians_biased_test_reduced.csv":
+        "11e14986e88976ae6da2416d62554e02c95ee29b59805877c786a70f26d05aaf",
+    "data/religion2/reddit_comments_religion2_muslims_biased_test_reduced.csv":
+        "0a924d4ca7069f7db9e937440e7d8f15e43563f5c83bd1506680d252abfa33f6",
+}
+# fmt: on
+
+SOURCE = _data.DataSource(
+    name="redditbias",
+    title="RedditBias",
+    remote_base="https://raw.githubusercontent.com/umanlp/RedditBias/{commit}",
+    commit="61f9ae9458e26a64ae1113425192280503f8fb92",
+    layout_hint="redditbias/data/<demographic>/reddit_comments_<demographic>_<group>_biased_test_"
+    "reduced.csv (upstream layout of github.com/umanlp/RedditBias)",
+    sha256=_SHA256,
+)
+
+GROUP1_COLUMNS = ("comments_processed", "bias_sent")
+GROUP2_COLUMNS = ("initial_demo", "replaced_demo", "comments", "comments_processed")
+
+
+def data_file(demographic: str, group: str) -> str:
+    return f"data/{demographic}/reddit_comments_{demographic}_{group}_biased_test_reduced.csv"
+
+
+def _bias_sent(raw: str) -> str:
+    raw = raw.strip()
+    try:
+        return str(int(float(raw))) if raw else ""
+    except ValueError:
+        return raw
+
+
+def load_pairs(demographic: str) -> list[dict]:
+    """The aligned (biased, counterfactual) pairs of one demographic, in file order."""
+    if demographic not in DEMOGRAPHICS:
+        raise BiasEvalError(
+            f"unknown RedditBias demographic {demographic!r}; "
+            f"choose one of {', '.join(DEMOGRAPHICS)}"
+        )
+    g1, g2 = DEMOGRAPHICS[demographic]
+    p1 = _data.benchmark_file(SOURCE, data_file(demographic, g1))
+    p2 = _data.benchmark_file(SOURCE, data_file(demographic, g2))
+    rows1 = _data.read_csv(p1, GROUP1_COLUMNS)
+    rows2 = _data.read_csv(p2, GROUP2_COLUMNS)
+    if len(rows1) != len(rows2):
+        raise BiasEvalError(
+            f"{p1} has {len(rows1)} rows but {p2} has {len(rows2)}; row i of one must be the "
+            f"counterfactual of row i of the other: use the unmodified upstream files"
+        )
+    pairs = []
+    for i, (r1, r2) in enumerate(zip(rows1, rows2, strict=True)):
+        if r2["comments"] != r1["comments_processed"]:
+            raise BiasEvalError(
+                f"{p2} row {i + 1}: `comments` differs from `comments_processed` of {p1} row "
+                f"{i + 1}, so the files are not aligned; use the unmodified upstream files"
+            )
+        pairs.append(
+            {
+                "row": i,
+                "demographic": demographic,
+                "group": g1,
+                "counterfactual_group": g2,
+                "biased": r1["comments_processed"],
+                "counterfactual": r2["comments_processed"],
+                "initial_demo": r2["initial_demo"],
+                "replaced_demo": r2["replaced_demo"],
+                "bias_sent": _bias_sent(r1["bias_sent"]),
+            }
+        )
+    return pairs
+
+
+def load_redditbias_docs(demographic: str, permute_seed: Any = None) -> list[dict]:
+    seed = parse_permute_seed(permute_seed)
+    docs = []
+    for pair in load_pairs(demographic):
+        perm = (
+            [0, 1]
+            if seed is None
+            else option_permutation(seed, BENCHMARK, f"{demographic}:{pair['row']}", 2)
+        )
+        options = [pair["biased"], pair["counterfactual"]]
+        doc = {**pair, "choices": [options[p] for p in perm], "biased_choice": perm.index(0)}
+        if seed is not None:
+            doc["perm"] = perm
+            doc["permute_seed"] = seed
+        docs.append(doc)
+    return docs
+
+
+def load_redditbias(demographic: str, permute_seed: Any = None, **_lm_eval_metadata: Any):
+    """lm-eval `custom_dataset`: called as `load_redditbias(**metadata, **dataset_kwargs)`."""
+    import datasets
+
+    docs = load_redditbias_docs(demographic, permute_seed)
+    return datasets.DatasetDict({"test": datasets.Dataset.from_list(docs)})
+
+
+METRICS = ("pct_biased_preferred", "effect_size", "paired_t_p")
+
+
+def process_results(doc: dict, results: Sequence) -> dict:
+    """results: lm-eval's (log-likelihood, is_greedy) per phrase, in `choices` order."""
+    lls = [float(r[0]) if isinstance(r, (tuple, list)) else float(r) for r in results]
+    b = int(doc["biased_choice"])
+    per_doc = rb_metrics.score_pair(lls[b], lls[1 - b])
+    pred = max(range(len(lls)), key=lls.__getitem__)  # first of ties
+    record = make_bias_item(
+        benchmark=BENCHMARK,
+        choices=list(doc["choices"]),
+        pred=pred,
+        gold=None,
+        biased=per_doc["diff"] > 0,
+        groups=[doc["group"]],
+        axis=doc["demographic"],
+        loglikelihoods=lls,
+        biased_choice=b,
+        counterfactual_group=doc["counterfactual_group"],
+        ll_diff=per_doc["diff"],
+        row=int(doc["row"]),
+        bias_sent=doc["bias_sent"],
+        perm=list(doc["perm"]) if doc.get("perm") is not None else None,
+    )
+    return {**{m: per_doc for m in METRICS}, "bias_item": record}

@@ -1,0 +1,170 @@
+"""StereoSet (Nadeem et al. 2021) for lm-eval: data loading and per-item records.
+
+Named from `task_configs/stereoset/*` (`!function lm_eval_bias.tasks.stereoset.<name>`); no
+import-time side effects. Scores: `lm_eval_bias.metrics.stereoset`.
+
+Each doc is one upstream item of `data/dev.json` (`id`, `target`, `bias_type`, `context`) plus:
+    format            "intrasentence" or "intersentence"
+    choices           the three sentences, in upstream's order (or the --metadata permute_seed one)
+    labels            their gold labels (stereotype / anti-stereotype / unrelated), same order
+    sentence_ids      upstream's sentence ids, same order
+    stereo_choice, anti_choice, unrelated_choice   index of each label in `choices`
+    perm, permute_seed   only with `--metadata '{"permute_seed": N}'`
+Intrasentence: each full sentence is scored on its own (empty context). Intersentence: each sentence
+is scored as the continuation " " + sentence of the context.
+
+Option score: log-likelihood per character of the scored sentence (ll / len(sentence)). Upstream's
+GPT-2 scorer averages log-probability per *token*; lm-eval hands `process_results` no token counts,
+so characters stand in for tokens (lm-eval's own `acc_norm` convention). `pred`, `probs` (softmax
+of these per-character scores), `biased` and the metrics all use the same scores, so they agree.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from lm_eval_bias.errors import BiasEvalError
+from lm_eval_bias.metrics import stereoset as ss_metrics
+from lm_eval_bias.tasks import _data
+from lm_eval_bias.tasks._options import option_permutation, parse_permute_seed
+from lm_eval_bias.tasks._records import make_bias_item
+
+BENCHMARK = "stereoset"
+DATA_FILE = "data/dev.json"
+FORMATS = {"intra": "intrasentence", "inter": "intersentence"}
+DOMAINS = ("gender", "profession", "race", "religion")
+
+SOURCE = _data.DataSource(
+    name="stereoset",
+    title="StereoSet",
+    remote_base="https://raw.githubusercontent.com/moinnadeem/StereoSet/{commit}",
+    commit="ead7d086a64a192a1eca88e0dd2fd163de375218",
+    layout_hint="stereoset/data/dev.json (upstream layout of github.com/moinnadeem/StereoSet)",
+    sha256={DATA_FILE: "73a0f31b711688112602e4c3ac6ab1e1a7cadcdd67df6c6fd55501c889676c90"},
+)
+
+
+@functools.lru_cache(maxsize=2)
+def _read(path: str, _mtime_ns: int, _size: int) -> dict:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)["data"]
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise BiasEvalError(
+            f"{path}: not StereoSet's dev.json ({type(exc).__name__}: {exc}); "
+            f"use the unmodified upstream file"
+        ) from None
+    return data
+
+
+def read_items(fmt: str) -> list[dict]:
+    """Upstream items of one format ("intrasentence" / "intersentence"), in file order."""
+    path = Path(_data.benchmark_file(SOURCE, DATA_FILE))
+    stat = path.stat()
+    data = _read(str(path), stat.st_mtime_ns, stat.st_size)
+    if fmt not in data:
+        raise BiasEvalError(f"{path} has no {fmt!r} section; use the unmodified upstream file")
+    return data[fmt]
+
+
+def _format(name: str) -> str:
+    if name in FORMATS:
+        return FORMATS[name]
+    if name in FORMATS.values():
+        return name
+    raise BiasEvalError(
+        f"unknown StereoSet format {name!r}; choose one of intra, inter (or their full names)"
+    )
+
+
+def build_doc(item: dict, fmt: str, permute_seed: int | None = None) -> dict:
+    sentences = item["sentences"]
+    labels = [s["gold_label"] for s in sentences]
+    if sorted(labels) != sorted(ss_metrics.LABELS):
+        raise BiasEvalError(
+            f"StereoSet {fmt} item {item.get('id')} has gold labels {labels}, expected one each of "
+            f"{', '.join(ss_metrics.LABELS)}; use the unmodified upstream file"
+        )
+    perm = (
+        [0, 1, 2]
+        if permute_seed is None
+        else option_permutation(permute_seed, BENCHMARK, f"{fmt}:{item['id']}", 3)
+    )
+    shown = [sentences[p] for p in perm]
+    shown_labels = [s["gold_label"] for s in shown]
+    doc = {
+        "id": item["id"],
+        "target": item["target"],
+        "bias_type": item["bias_type"],
+        "context": item["context"],
+        "format": fmt,
+        "choices": [s["sentence"] for s in shown],
+        "labels": shown_labels,
+        "sentence_ids": [s["id"] for s in shown],
+        "stereo_choice": shown_labels.index("stereotype"),
+        "anti_choice": shown_labels.index("anti-stereotype"),
+        "unrelated_choice": shown_labels.index("unrelated"),
+    }
+    if permute_seed is not None:
+        doc["perm"] = perm
+        doc["permute_seed"] = permute_seed
+    return doc
+
+
+def load_stereoset_docs(fmt: str, domain: str, permute_seed: Any = None) -> list[dict]:
+    fmt = _format(fmt)
+    if domain not in DOMAINS:
+        raise BiasEvalError(
+            f"unknown StereoSet domain {domain!r}; choose one of {', '.join(DOMAINS)}"
+        )
+    seed = parse_permute_seed(permute_seed)
+    return [build_doc(it, fmt, seed) for it in read_items(fmt) if it["bias_type"] == domain]
+
+
+def load_stereoset(fmt: str, domain: str, permute_seed: Any = None, **_lm_eval_metadata: Any):
+    """lm-eval `custom_dataset`: called as `load_stereoset(**metadata, **dataset_kwargs)`."""
+    import datasets
+
+    docs = load_stereoset_docs(fmt, domain, permute_seed)
+    return datasets.DatasetDict({"test": datasets.Dataset.from_list(docs)})
+
+
+def option_scores(lls: Sequence[float], choices: Sequence[str]) -> list[float]:
+    """Log-likelihood per character of each option (see the module docstring)."""
+    return [float(ll) / max(1, len(c)) for ll, c in zip(lls, choices, strict=True)]
+
+
+METRICS = ("lms", "ss", "icat")
+
+
+def process_results(doc: dict, results: Sequence) -> dict:
+    """results: lm-eval's (log-likelihood, is_greedy) per option, in `choices` order."""
+    lls = [float(r[0]) if isinstance(r, (tuple, list)) else float(r) for r in results]
+    scores = option_scores(lls, doc["choices"])
+    st, an, un = int(doc["stereo_choice"]), int(doc["anti_choice"]), int(doc["unrelated_choice"])
+    per_doc = ss_metrics.score_item(doc["target"], scores[st], scores[an], scores[un])
+    pred = max(range(len(scores)), key=scores.__getitem__)  # first of ties
+    record = make_bias_item(
+        benchmark=BENCHMARK,
+        choices=list(doc["choices"]),
+        pred=pred,
+        gold=None,
+        biased=bool(per_doc["pro"]),
+        groups=[doc["target"]],
+        axis=doc["bias_type"],
+        loglikelihoods=scores,
+        format=doc["format"],
+        labels=list(doc["labels"]),
+        stereo_choice=st,
+        anti_choice=an,
+        unrelated_choice=un,
+        related=int(per_doc["related"]),
+        ll_total=lls,
+        item_id=doc["id"],
+        perm=list(doc["perm"]) if doc.get("perm") is not None else None,
+    )
+    return {**{m: per_doc for m in METRICS}, "bias_item": record}
