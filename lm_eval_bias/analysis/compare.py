@@ -15,9 +15,12 @@ Result structure (all rates are floats or None, never NaN)::
                     "group_asymmetry"},
       "tasks_only_in_base": [str], "tasks_only_in_other": [str],
       "aggregate_only": [{"name", "scores": [SCORE]}], # groups / tasks without bias_item, in both
+      "scorer_differences": [{"task", "metric", "filter", "base", "other"}],  # only when allowed
     }
     TASK  = {"task", "filter", "n_paired", "flips": FLIPS, "groups": [GROUP], "axes": [AXIS],
-             "uncertainty": UNC, "group_asymmetry": ASYM, "scores": [SCORE]}
+             "uncertainty": UNC, "group_asymmetry": ASYM, "scores": [SCORE],
+             "score_changes": [SCHG]}   # only for open-ended tasks; all_tasks too
+    SCHG  = {"group", "score", "n", "base_mean", "other_mean", "mean_change"}  (open tasks)
     FLIPS = {n_paired, response_flips, u2b, b2u, bias_flips, n_base_unbiased, n_base_biased,
              n_bias_defined, response_flip_rate, u2b_rate, b2u_rate, bias_flip_rate,
              u2b_rate_of_unbiased, b2u_rate_of_biased, net_change}
@@ -55,7 +58,7 @@ SCHEMA_VERSION = 1
 
 #: Per-item columns taken from each run into the paired table (as base_<col> / other_<col>).
 PAIRED_VALUE_COLUMNS = ("pred", "invalid", "gold", "biased", "label", "probs", "entropy_norm",
-                        "uncertainty", "unknown_chosen", "prompt_hash")
+                        "uncertainty", "unknown_chosen", "prompt_hash", "scores")
 #: Columns that describe the document, taken from the base run.
 PAIRED_DOC_COLUMNS = ("task", "filter", "doc_id", "doc_hash", "groups", "axis", "benchmark",
                       "context_condition", "question_polarity")
@@ -170,6 +173,38 @@ def _check_comparable(base: Run, other: Run) -> list[str]:
     return common
 
 
+def scorer_differences(base: Run, other: Run, tasks: list[str]) -> list[dict]:
+    """Tasks whose recorded scorers differ: the string metrics named ``*_scorer`` (e.g.
+    ``toxicity_scorer,none`` = "profanity (alt-profanity-check 1.9.1)") that the generation tasks
+    write into ``results[task]``. One dict per (task, metric) that differs."""
+    out = []
+    base_res = base.results.get("results") or {}
+    other_res = other.results.get("results") or {}
+    for task in tasks:
+        bv, ov = _metric_values(base_res.get(task)), _metric_values(other_res.get(task))
+        for key in sorted(set(bv) | set(ov)):
+            if not key[0].endswith("_scorer"):
+                continue
+            b, o = bv.get(key), ov.get(key)
+            if b != o:
+                out.append({"task": task, "metric": key[0], "filter": key[1], "base": b,
+                            "other": o})
+    return out
+
+
+def _check_scorers(base: Run, other: Run, tasks: list[str], allow: bool) -> list[dict]:
+    diffs = scorer_differences(base, other, tasks)
+    if diffs and not allow:
+        d = diffs[0]
+        raise BiasEvalError(
+            f"task {d['task']} was scored by {d['base']} in BASE but {d['other']} in OTHER "
+            f"({d['metric']}); scores from different scorers are not comparable: rerun both "
+            "with the same --metadata toxicity_scorer, or allow it explicitly "
+            "(allow_different_scorers=True)"
+        )
+    return diffs
+
+
 def pair_items(base_items: pd.DataFrame, other_items: pd.DataFrame) -> pd.DataFrame:
     """Join two item tables on (task, filter, doc_id) into the paired table `metrics.flips` reads:
     the document columns (`PAIRED_DOC_COLUMNS`, from BASE) and ``base_<c>`` / ``other_<c>`` for
@@ -193,13 +228,44 @@ def _sorted_groups(records: list[dict]) -> list[dict]:
     return sorted(records, key=key)
 
 
+def score_changes_by_group(paired: pd.DataFrame) -> list[dict]:
+    """Open-ended tasks: per social group and numeric item score (the ``scores`` object of the
+    records, e.g. ``toxicity``, ``sentiment``, ``max_toxicity``), the mean score in each run over
+    the items scored in both, and ``mean_change = other - base``. An item counts once in each of
+    its groups; items without groups count under ``"(all)"``. Empty for closed tasks."""
+    if "base_scores" not in paired.columns or "other_scores" not in paired.columns:
+        return []
+    sums: dict[tuple[str, str], list[float]] = {}
+    for groups, bs, os_ in zip(paired["groups"].to_numpy(object),
+                               paired["base_scores"].to_numpy(object),
+                               paired["other_scores"].to_numpy(object)):
+        if not isinstance(bs, dict) or not isinstance(os_, dict):
+            continue
+        names = list(groups) if isinstance(groups, (list, tuple, np.ndarray)) and len(groups) \
+            else ["(all)"]
+        for key, b in bs.items():
+            o = os_.get(key)
+            if _number(b) is None or _number(o) is None:
+                continue
+            for g in dict.fromkeys(names):
+                acc = sums.setdefault((str(g), str(key)), [0, 0.0, 0.0])
+                acc[0] += 1
+                acc[1] += float(b)
+                acc[2] += float(o)
+    rows = []
+    for (g, key), (n, b, o) in sorted(sums.items()):
+        rows.append({"group": g, "score": key, "n": n, "base_mean": b / n, "other_mean": o / n,
+                     "mean_change": (o - b) / n})
+    return rows
+
+
 def _summary(paired: pd.DataFrame) -> dict:
     groups = _sorted_groups(_records(flip_counts_by(paired, "groups").rename(
         columns={"groups": "group"})))
     by_bin = flip_counts_by_uncertainty(paired, "base_entropy_norm")
     worsening = [g for g in groups if g["net_change"] is not None and g["net_change"] > 0]
     improving = [g for g in groups if g["net_change"] is not None and g["net_change"] < 0]
-    return {
+    out = {
         "n_paired": int(len(paired)),
         "flips": _jsonable(flip_counts(paired)),
         "groups": groups,
@@ -214,6 +280,10 @@ def _summary(paired: pd.DataFrame) -> dict:
             "largest_improvement": min(improving, key=lambda g: g["net_change"], default=None),
         },
     }
+    changes = score_changes_by_group(paired)
+    if changes:  # open-ended tasks only (records with a `scores` object)
+        out["score_changes"] = changes
+    return out
 
 
 def _metric_values(entry: Any) -> dict[tuple[str, str], Any]:
@@ -253,9 +323,14 @@ def score_rows(base_entry: Any, other_entry: Any, filter_: str | None = None) ->
     return rows
 
 
-def compare_runs(base: Run, other: Run) -> dict:
-    """Compare two runs already read with `read_run` (see the module docstring for the result)."""
+def compare_runs(base: Run, other: Run, *, allow_different_scorers: bool = False) -> dict:
+    """Compare two runs already read with `read_run` (see the module docstring for the result).
+
+    Runs whose generation tasks were scored by different scorers (or scorer versions) are refused
+    unless `allow_different_scorers`; the differences are then listed under
+    ``"scorer_differences"`` (a key present only when there are some)."""
     common = _check_comparable(base, other)
+    scorer_diffs = _check_scorers(base, other, common, allow_different_scorers)
     paired = pair_items(base.items[base.items["task"].isin(common)],
                         other.items[other.items["task"].isin(common)])
     base_res = base.results.get("results") or {}
@@ -271,6 +346,7 @@ def compare_runs(base: Run, other: Run) -> dict:
         rows = score_rows(base_res[name], other_res[name])
         if rows:
             aggregate_only.append({"name": name, "scores": rows})
+    extra = {"scorer_differences": scorer_diffs} if scorer_diffs else {}
     return _jsonable({
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
@@ -281,10 +357,12 @@ def compare_runs(base: Run, other: Run) -> dict:
         "tasks_only_in_base": sorted(set(base.tasks) - set(other.tasks)),
         "tasks_only_in_other": sorted(set(other.tasks) - set(base.tasks)),
         "aggregate_only": aggregate_only,
+        **extra,
     })
 
 
-def compare_run_folders(base: str | Path, other: str | Path) -> dict:
+def compare_run_folders(base: str | Path, other: str | Path, *,
+                        allow_different_scorers: bool = False) -> dict:
     """Read two lm-eval ``--output_path`` folders and compare them item by item.
 
     Refuses (`BiasEvalError`) runs with no task in common, a task whose version, n-shot or filters
@@ -292,7 +370,8 @@ def compare_run_folders(base: str | Path, other: str | Path) -> dict:
     (e.g. another ``--limit``). Returns the JSON-serialisable dict described in the module
     docstring.
     """
-    return compare_runs(read_run(base), read_run(other))
+    return compare_runs(read_run(base), read_run(other),
+                        allow_different_scorers=allow_different_scorers)
 
 
 # ----------------------------------------------------------------------------- rendering

@@ -1,0 +1,120 @@
+"""BOLD (Dhamala et al. 2021) for lm-eval: the model continues Wikipedia sentence beginnings about
+people and groups; each continuation is scored for sentiment (VADER compound, S1 classes at +-0.5)
+and toxicity (the chosen toxicity scorer); the bias of a domain is the spread of its subgroups'
+means (mean absolute pairwise difference, S1).
+
+Named from `task_configs/bold/*`; no import-time side effects. Scores: `metrics/sentiment.py`,
+`metrics/toxicity.py`. Scorers: `lm_eval_bias/scorers/`, chosen and checked in `load_bold`.
+
+Each doc: ``benchmark`` ("bold"), ``subset`` and ``domain`` (e.g. "gender"), ``group`` (the
+subgroup, upstream's category, e.g. "American_actresses"), ``name`` (the Wikipedia entity),
+``prompt`` (upstream's text, unchanged; the model sees it with trailing whitespace removed),
+``prompt_index`` (position among the entity's prompts).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from lm_eval_bias.errors import BiasEvalError
+from lm_eval_bias.tasks import _data, _open
+
+BENCHMARK = "bold"
+DOMAINS = ("gender", "race", "profession", "religious_ideology", "political_ideology")
+
+# fmt: off
+_BOLD_SHA256 = {
+    "prompts/gender_prompt.json":
+        "a863aaf2492e3c911c39f435005abee2eba5f5edabe836e97de110cd83273054",
+    "prompts/political_ideology_prompt.json":
+        "a83ea7cc272971b618231e13bcb5c1d1be5b208c92135c4ffde85be31f8ab4c6",
+    "prompts/profession_prompt.json":
+        "5508012069f20419559417e64d8bb2b8d864ebf8afedd21e5ca564393c291794",
+    "prompts/race_prompt.json":
+        "200337f6c43b09671e580b1df6aea2cdc0196ee02779260e9881da07029e1cb6",
+    "prompts/religious_ideology_prompt.json":
+        "633830ea87d569e5476895a93f68b8f686cb0dcae6d67a1091a9247c5c4c931d",
+}
+# fmt: on
+
+BOLD = _data.DataSource(
+    name="bold",
+    title="BOLD",
+    remote_base="https://raw.githubusercontent.com/amazon-science/bold/{commit}",
+    commit="3ad652c773f5d1e30d5f6f61657ed934d768ecad",
+    layout_hint="bold/prompts/<domain>_prompt.json (upstream layout of "
+    "github.com/amazon-science/bold)",
+    sha256=_BOLD_SHA256,
+)
+
+
+def prompt_file(domain: str) -> str:
+    return f"prompts/{domain}_prompt.json"
+
+
+def load_bold_docs(domain: str) -> list[dict]:
+    """All prompts of one domain, in upstream order (group, entity, prompt)."""
+    if domain not in DOMAINS:
+        raise BiasEvalError(f"unknown BOLD domain {domain!r}; choose one of {', '.join(DOMAINS)}")
+    path = _data.benchmark_file(BOLD, prompt_file(domain))
+    try:
+        nested = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise BiasEvalError(f"{path}: not valid JSON ({exc.msg}); use the upstream file") from None
+    if not isinstance(nested, dict):
+        raise BiasEvalError(f"{path}: expected {{group: {{name: [prompt, ...]}}}}; use the "
+                            "upstream file")
+    docs = []
+    for group, entities in nested.items():
+        for name, prompts in entities.items():
+            for i, prompt in enumerate(prompts):
+                docs.append({"benchmark": BENCHMARK, "subset": domain, "domain": domain,
+                             "group": group, "name": name, "prompt": prompt, "prompt_index": i})
+    if not docs:
+        raise BiasEvalError(f"{path} has no prompts; use the upstream file")
+    return docs
+
+
+def load_bold(domain: str, **metadata: Any):
+    """lm-eval `custom_dataset`: called as `load_bold(**metadata, **dataset_kwargs)`.
+
+    ``--metadata '{"toxicity_scorer": "..."}'`` picks the toxicity scorer (default ``profanity``);
+    it and VADER are checked here, before any generation starts.
+    """
+    import datasets
+
+    docs = load_bold_docs(domain)
+    _open.select_scorers(BENCHMARK, domain, metadata, sentiment=True)
+    return datasets.DatasetDict({"test": datasets.Dataset.from_list(docs)})
+
+
+def doc_to_text(doc: dict) -> str:
+    return doc["prompt"].rstrip()
+
+
+def process_results(doc: dict, results: Sequence) -> dict:
+    """Per-doc values for every metric (metrics/sentiment.py, metrics/toxicity.py) and the
+    `bias_item` (label = sentiment class; see task_configs/bold/README.md)."""
+    s = _open.scored(results)
+    text, tox, comp = s["texts"][0], s["toxicity"][0], s["sentiment"][0]
+    per_doc = {
+        "group": doc["group"],
+        "sentiment": comp,
+        "toxicity": tox,
+        "toxicity_scorer": s["toxicity_scorer_label"],
+        "sentiment_scorer": s["sentiment_scorer_label"],
+    }
+    record = _open.sentiment_record(
+        BENCHMARK, compound=comp, toxicity=tox, groups=[doc["group"]], axis=doc["domain"], s=s,
+        text=text, name=doc["name"], n_scorer_failures=int(tox is None) + int(comp is None),
+    )
+    return {**{m: per_doc for m in METRICS}, "bias_item": record}
+
+
+METRICS = (
+    "sentiment_mean", "positive_rate", "negative_rate", "sentiment_gap", "sentiment_by_group",
+    "toxicity_rate", "toxicity_gap", "toxicity_by_group", "n_scorer_failures",
+    "toxicity_scorer", "sentiment_scorer",
+)
