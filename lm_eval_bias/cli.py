@@ -82,7 +82,155 @@ lm-eval-bias demo --output demo_runs --per-category 8
         return run_demo(output=args.output, per_category=args.per_category, batch_size=args.batch_size)
 
 
-SUBCOMMANDS = [Compare(), Demo()]
+class Report(Subcommand):
+    name = "report"
+    help = ("Report over any number of lm-eval runs (one model at several precisions, or several "
+            "models and methods): scores with bootstrap CIs, item-level change with McNemar + "
+            "Benjamini-Hochberg, masked flipping, uncertainty, group asymmetry, dose-response, "
+            "seeds; writes report.json, report.md, report.html and plots.")
+    examples = """
+lm-eval-bias report runs/bf16 runs/w8 runs/w4 runs/w3 --output report/
+lm-eval-bias report runs/* --output report/ --reference runs/bf16 --n-boot 2000 --seed 1
+"""
+
+    def add_arguments(self, parser):
+        parser.add_argument("runs", nargs="+", metavar="RUN",
+                            help="lm-eval --output_path folders (or results_*.json files)")
+        parser.add_argument("--output", required=True, metavar="DIR",
+                            help="folder for report.json, report.md, report.html and plots/")
+        parser.add_argument("--reference", metavar="RUN",
+                            help="the reference run (default: the unquantized one)")
+        parser.add_argument("--n-boot", type=int, default=1000, metavar="N",
+                            help="bootstrap resamples for confidence intervals (default 1000)")
+        parser.add_argument("--seed", type=int, default=0, metavar="S",
+                            help="seed of the bootstrap (default 0)")
+
+    def run(self, args):
+        from lm_eval_bias.analysis.report import build_report_from_folders
+        from lm_eval_bias.analysis.report_render import write_report
+
+        report = build_report_from_folders(args.runs, reference=args.reference,
+                                           n_boot=args.n_boot, seed=args.seed)
+        files = write_report(report, args.output)
+        ref = report["reference"]
+        print(f"reference: {ref['condition']} {ref['label']} ({len(ref['runs'])} run"
+              f"{'s' if len(ref['runs']) > 1 else ''}, chosen by {ref['chosen_by']})")
+        for row in report["summary"]["conditions"]:
+            def pct(x, signed=False):
+                return "-" if x is None else (f"{100 * x:+.1f}%" if signed else f"{100 * x:.1f}%")
+            print(f"{row['condition']} {row['label']}: {row['n_paired']} items, response flips "
+                  f"{pct(row['response_flip_rate'])}, became biased "
+                  f"{pct(row['u2b_rate_of_unbiased'])}, net {pct(row['net_change'], True)}, "
+                  f"masked {pct(row['masked_share_groups'])}")
+        dr = report["dose_response"]["all_tasks"]
+        if dr["odds_ratio"] is not None:
+            print(f"dose-response: odds ratio {dr['odds_ratio']:.3g} per bit removed "
+                  f"[{dr['odds_ratio_ci_low']:.3g}, {dr['odds_ratio_ci_high']:.3g}], "
+                  f"p={dr['pvalue']:.3g}")
+        else:
+            print(f"dose-response: {dr['note']}")
+        for key in ("json", "md", "html"):
+            print(f"wrote {files[key]}")
+        n_plots = sum(1 for k in files if k.startswith("plot:"))
+        print(f"wrote {n_plots} plots in {files['json'].parent / 'plots'}")
+        return 0
+
+
+class Export(Subcommand):
+    name = "export"
+    help = ("Write a leaderboard submission: model and revision (or weights hash), quantization "
+            "record, versions, task hashes, every score, per-group figures, item-level change "
+            "against a reference run, and a digest of every samples file.")
+    examples = """
+lm-eval-bias export runs/w4 --reference runs/bf16 --output submission.json
+lm-eval-bias export runs/w4 --output submission.json --weights /models/my-4bit
+"""
+
+    def add_arguments(self, parser):
+        parser.add_argument("run", metavar="RUN", help="lm-eval --output_path folder of the run")
+        parser.add_argument("--reference", metavar="RUN",
+                            help="the reference (unquantized) run, for the item-level change")
+        parser.add_argument("--output", required=True, metavar="FILE",
+                            help="submission JSON to write")
+        parser.add_argument("--weights", metavar="DIR",
+                            help="local checkpoint folder to hash, when the run's pretrained= "
+                                 "path is not on this machine")
+        parser.add_argument("--reference-weights", metavar="DIR",
+                            help="the same for the reference run")
+
+    def run(self, args):
+        from lm_eval_bias.analysis.submission import export_submission
+
+        doc = export_submission(args.run, args.output, reference_path=args.reference,
+                                weights=args.weights, reference_weights=args.reference_weights)
+        n_files = len(doc["files"]["samples"])
+        ref = " against a reference run" if doc["reference"] else ""
+        print(f"wrote {args.output}: {doc['model']['name']}, {len(doc['tasks'])} tasks, "
+              f"{n_files} samples files digested{ref}")
+        return 0
+
+
+class Verify(Subcommand):
+    name = "verify"
+    help = ("Check a submission: schema, samples-file digests, every number recomputed from the "
+            "samples, task versions and hashes against the tasks installed here. Exit 1 on any "
+            "mismatch.")
+    examples = """
+lm-eval-bias verify submission.json --runs runs/w4 runs/bf16
+lm-eval-bias verify submission.json --runs runs/w4
+"""
+
+    def add_arguments(self, parser):
+        parser.add_argument("submission", metavar="SUBMISSION", help="the file export wrote")
+        parser.add_argument("--runs", nargs="+", required=True, metavar="RUN",
+                            help="the run folder, then the reference run folder if the "
+                                 "submission has one")
+        parser.add_argument("--weights", metavar="DIR", help="local checkpoint folder to hash")
+        parser.add_argument("--reference-weights", metavar="DIR",
+                            help="local checkpoint folder of the reference run")
+
+    def run(self, args):
+        from lm_eval_bias.analysis.verify import verify_submission
+
+        res = verify_submission(args.submission, args.runs, weights=args.weights,
+                                reference_weights=args.reference_weights)
+        for m in res.mismatches:
+            print(f"MISMATCH {m.line()}")
+        for note in res.notes:
+            print(f"note: {note}", file=sys.stderr)
+        print(res.summary())
+        return 0 if res.ok else 1
+
+
+class Leaderboard(Subcommand):
+    name = "leaderboard"
+    help = ("Build a static, self-contained leaderboard page (site/index.html) from a folder of "
+            "submissions, verifying each.")
+    examples = """
+lm-eval-bias leaderboard submissions/ --output site/
+# submissions/<name>/submission.json with <name>/run/ and <name>/reference/ next to it
+"""
+
+    def add_arguments(self, parser):
+        parser.add_argument("submissions", metavar="SUBMISSIONS_DIR",
+                            help="folder of submissions (see the module docs)")
+        parser.add_argument("--output", required=True, metavar="DIR",
+                            help="folder to write index.html into")
+        parser.add_argument("--no-plots", action="store_true",
+                            help="leave the report plots out of the detail views")
+
+    def run(self, args):
+        from lm_eval_bias.analysis.leaderboard import build_leaderboard
+
+        result = build_leaderboard(args.submissions, args.output, plots=not args.no_plots)
+        for entry in result["entries"]:
+            print(f"{entry['status']:<10} {entry['id']}: {entry['message']}")
+        print(f"wrote {result['index']}: {result['n_listed']} listed, "
+              f"{result['n_unverified']} unverified, {result['n_skipped']} skipped")
+        return 0
+
+
+SUBCOMMANDS = [Compare(), Demo(), Report(), Export(), Verify(), Leaderboard()]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,207 @@
+"""Statistics pinned to published or independently computed values (sources quoted per test)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lm_eval_bias.metrics.stats import (
+    DOSE_RESPONSE_KEYS,
+    MCNEMAR_KEYS,
+    benjamini_hochberg,
+    bootstrap_ci,
+    bootstrap_counts_ci,
+    dose_response,
+    masked_flipping,
+    mcnemar,
+)
+
+# Agresti (2007), An Introduction to Categorical Data Analysis, 2nd ed., Table 8.1: approval of
+# the President's performance in two surveys a month apart, 1600 Americans:
+#   first yes / second yes 794, yes/no 150, no/yes 86, no/no 570.
+# Section 8.1.1: "z = (86 - 150) / (86 + 150)^1/2 = -4.17", z^2 = 17.4 on 1 df, P < 0.0001.
+AGRESTI = [[794, 150], [86, 570]]
+
+
+def test_mcnemar_agresti_table_8_1_uncorrected():
+    r = mcnemar(AGRESTI, correction=False)
+    assert set(r) == set(MCNEMAR_KEYS)
+    assert r["method"] == "chi-square"
+    assert math.sqrt(r["statistic"]) == pytest.approx(4.17, abs=0.005)
+    assert r["statistic"] == pytest.approx(64 ** 2 / 236)          # 17.3559
+    assert r["pvalue"] < 1e-4
+    assert (r["b"], r["c"], r["n_discordant"]) == (150, 86, 236)
+
+
+def test_mcnemar_agresti_continuity_corrected_by_hand():
+    # Edwards' correction, by hand: (|150 - 86| - 1)^2 / 236 = 3969 / 236 = 16.8178;
+    # P(chi2_1 > 16.8178) = 4.1146e-05 (scipy.stats.chi2.sf(3969/236, 1)).
+    r = mcnemar(b=150, c=86)
+    assert r["method"] == "chi-square, continuity corrected"
+    assert r["statistic"] == pytest.approx(3969 / 236)
+    assert r["pvalue"] == pytest.approx(4.1146e-05, rel=1e-3)
+
+
+def test_mcnemar_exact_for_small_counts():
+    # b=1, c=9: two-sided binomial, by hand 2 * (C(10,0) + C(10,1)) / 2^10 = 22/1024.
+    r = mcnemar(b=1, c=9)
+    assert r["method"] == "exact binomial"
+    assert r["statistic"] == 1
+    assert r["pvalue"] == pytest.approx(22 / 1024)
+    # symmetric, and capped at 1 when balanced
+    assert mcnemar(b=9, c=1)["pvalue"] == pytest.approx(22 / 1024)
+    assert mcnemar(b=3, c=3)["pvalue"] == 1.0
+    assert mcnemar(b=0, c=0) == {"b": 0, "c": 0, "n_discordant": 0, "statistic": 0.0,
+                                 "pvalue": 1.0, "method": "exact binomial"}
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"b": -1, "c": 2}, "count"),
+    ({"b": 1.5, "c": 2}, "count"),
+    ({"table": [[1, 2, 3]]}, "2x2"),
+    ({"table": [[1, 2], [3, 4]], "b": 1}, "not both"),
+    ({"b": 1}, "both b and c"),
+])
+def test_mcnemar_rejects_bad_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        mcnemar(**kwargs)
+
+
+# Benjamini & Hochberg (1995), J. R. Statist. Soc. B 57:289-300, section 4.1: the 15 p-values of
+# the myocardial infarction study; at q* = 0.05 "the first four hypotheses are rejected"
+# (p <= 0.0095), whereas Bonferroni rejects three.
+BH_1995 = [0.0201, 0.7590, 0.0001, 0.0278, 0.0004, 0.4262, 0.0019, 0.0298, 0.0344, 0.5719,
+           0.0095, 0.6528, 0.0459, 1.0000, 0.3240]
+
+
+def test_bh_published_example():
+    out = benjamini_hochberg(BH_1995, alpha=0.05)
+    assert list(out.columns) == ["pvalue", "qvalue", "reject"]
+    rejected = sorted(p for p, r in zip(BH_1995, out["reject"]) if r)
+    assert rejected == [0.0001, 0.0004, 0.0019, 0.0095]
+    # q of the 4th smallest: min over j >= 4 of 15/j * p_(j) = 15/4 * 0.0095 = 0.035625
+    assert out.loc[BH_1995.index(0.0095), "qvalue"] == pytest.approx(0.035625)
+    # q of the largest is the p itself
+    assert out.loc[BH_1995.index(1.0), "qvalue"] == pytest.approx(1.0)
+
+
+def test_bh_missing_values_left_out():
+    out = benjamini_hochberg([0.01, None, 0.04, float("nan")])
+    assert out["qvalue"].isna().tolist() == [False, True, False, True]
+    assert out["qvalue"][0] == pytest.approx(0.02)   # m = 2: 2/1 * 0.01
+    assert out["qvalue"][2] == pytest.approx(0.04)
+    assert out["reject"].tolist() == [True, False, True, False]
+    with pytest.raises(ValueError, match="alpha"):
+        benjamini_hochberg([0.1], alpha=1.5)
+
+
+def _newton_logit(x, y, iters=50):
+    """Independent implementation: Newton-Raphson for logistic regression with intercept."""
+    X = np.column_stack([np.ones_like(x), x])
+    beta = np.zeros(2)
+    for _ in range(iters):
+        p = 1 / (1 + np.exp(-X @ beta))
+        grad = X.T @ (y - p)
+        hess = (X * (p * (1 - p))[:, None]).T @ X
+        beta = beta + np.linalg.solve(hess, grad)
+    cov = np.linalg.inv(hess)
+    return beta, np.sqrt(np.diag(cov))
+
+
+def test_dose_response_recovers_known_slope():
+    rng = np.random.default_rng(7)
+    bits = np.repeat([8, 6, 4, 3], 50_000)
+    removed = 16 - bits
+    true_intercept, true_slope = -4.0, 0.25          # odds x e^0.25 = 1.284 per bit removed
+    p = 1 / (1 + np.exp(-(true_intercept + true_slope * removed)))
+    y = rng.random(bits.size) < p
+    r = dose_response(pd.DataFrame({"bits": bits, "became_biased": y}))
+    assert set(r) == set(DOSE_RESPONSE_KEYS)
+    assert r["slope"] == pytest.approx(true_slope, abs=0.02)
+    assert r["intercept"] == pytest.approx(true_intercept, abs=0.2)
+    assert r["slope_ci_low"] < true_slope < r["slope_ci_high"]
+    assert r["odds_ratio"] == pytest.approx(math.exp(r["slope"]))
+    assert r["pvalue"] < 1e-10 and r["converged"] and r["n"] == 200_000
+    beta, se = _newton_logit(removed.astype(float), y.astype(float))
+    assert r["slope"] == pytest.approx(beta[1], rel=1e-6)
+    assert r["slope_se"] == pytest.approx(se[1], rel=1e-4)
+    # the slope does not depend on the reference width (only the intercept moves)
+    r32 = dose_response(pd.DataFrame({"bits": bits, "became_biased": y}), reference_bits=32)
+    assert r32["slope"] == pytest.approx(r["slope"], rel=1e-6)
+
+
+def test_dose_response_undefined_cases():
+    one = pd.DataFrame({"bits": [4, 4, 4], "became_biased": [True, False, False]})
+    assert dose_response(one)["note"] == "needs at least two bit widths"
+    none = pd.DataFrame({"bits": [8, 4, 3], "became_biased": [False] * 3})
+    r = dose_response(none)
+    assert r["slope"] is None and r["note"] == "no item became biased"
+    with pytest.raises(ValueError, match="became_biased"):
+        dose_response(pd.DataFrame({"bits": [1]}))
+
+
+def test_bootstrap_is_seeded_and_brackets_the_estimate():
+    x = np.arange(100) % 7
+    a = bootstrap_ci(x, "mean", n_boot=500, seed=3)
+    b = bootstrap_ci(x, "mean", n_boot=500, seed=3)
+    assert a == b
+    assert a["estimate"] == pytest.approx(x.mean())
+    assert a["ci_low"] < a["estimate"] < a["ci_high"]
+    with pytest.raises(ValueError, match=r"\['mean', 'sum', 'median'\]"):
+        bootstrap_ci(x, "mode")
+
+
+def test_bootstrap_coverage_sanity():
+    """95% percentile CIs of a Bernoulli(0.3) mean (n = 300) cover the truth in about 95% of 300
+    simulated data sets (binomial sd of the coverage at 300 reps: 1.3 points)."""
+    rng = np.random.default_rng(11)
+    hits = hits_counts = 0
+    reps = 300
+    for i in range(reps):
+        x = (rng.random(300) < 0.3).astype(float)
+        r = bootstrap_ci(x, "mean", n_boot=400, seed=i)
+        hits += r["ci_low"] <= 0.3 <= r["ci_high"]
+        k = int(x.sum())
+        rc = bootstrap_counts_ci([300 - k, k], lambda c: c[..., 1] / c.sum(-1), n_boot=400,
+                                 seed=i)
+        hits_counts += rc["ci_low"] <= 0.3 <= rc["ci_high"]
+    assert 0.90 <= hits / reps <= 0.99
+    assert 0.90 <= hits_counts / reps <= 0.99
+
+
+def test_paired_bootstrap_uses_the_pairing():
+    rng = np.random.default_rng(5)
+    base = rng.normal(size=400)
+    other = base + 0.1 + rng.normal(scale=0.05, size=400)   # strongly correlated pairs
+    paired = bootstrap_ci(base, "mean", paired_with=other, n_boot=1000, seed=1)
+    assert paired["method"] == "paired percentile bootstrap"
+    assert paired["estimate"] == pytest.approx((other - base).mean())
+    assert 0.09 < paired["ci_low"] < paired["estimate"] < paired["ci_high"] < 0.11
+    # unpaired resampling of the two means would give a CI about 20x wider
+    sd_unpaired = math.sqrt(base.var() / 400 + other.var() / 400)
+    assert paired["ci_high"] - paired["ci_low"] < 0.2 * 2 * 1.96 * sd_unpaired
+
+
+def test_counts_bootstrap_matches_index_bootstrap():
+    x = np.array([1.0] * 120 + [0.0] * 280)
+    a = bootstrap_ci(x, "mean", n_boot=4000, seed=0)
+    b = bootstrap_counts_ci([280, 120], lambda c: c[..., 1] / c.sum(-1), n_boot=4000, seed=0)
+    assert b["estimate"] == pytest.approx(0.3)
+    assert b["ci_low"] == pytest.approx(a["ci_low"], abs=0.01)
+    assert b["ci_high"] == pytest.approx(a["ci_high"], abs=0.01)
+    # undefined statistic -> None, never NaN
+    empty = bootstrap_counts_ci([5, 0], lambda c: c[..., 1] / c[..., 1])
+    assert empty["estimate"] is None and empty["ci_low"] is None
+
+
+def test_masked_flipping():
+    units = pd.DataFrame({"flips": [10, 5, 3], "n": [100, 50, 30],
+                          "significant": [True, False, None]})
+    r = masked_flipping(units)
+    assert r["masked_flips"] == 8 and r["flips"] == 18
+    assert r["masked_share"] == pytest.approx(8 / 18)
+    assert r["masked_flip_rate"] == pytest.approx(8 / 80)
+    assert r["n_units_not_significant"] == 2
