@@ -1,0 +1,403 @@
+"""Leaderboard submissions: one JSON file describing a run (and its reference run) that anyone can
+check against the samples files it was computed from (`analysis.verify`).
+
+`build_submission(run, reference=None)` reads nothing but the two `Run`s (lm-eval's results JSON and
+samples files, through `analysis.runs`) and, for a local checkpoint, its ``*.safetensors`` files.
+The structure is pinned by the JSON Schema shipped in the package
+(``lm_eval_bias/schemas/submission.schema.json``; `load_schema()`); all numbers are plain JSON
+(NaN / inf -> null)::
+
+    {
+      "schema": "lm-eval-bias/submission", "schema_version": 1,
+      "software": {"lm_eval_bias": str, "lm_eval": str|null,          # here, at export
+                   "run_lm_eval": str|null, "run_transformers": str|null},  # in the run
+      "model": MODEL, "quantization": dict|null,            # the full hf-quant record
+      "generation": GEN,
+      "scorers": {spec: {"name", "kind", "version", ...}},  # from bias_item *_scorer records
+      "files": FILES,
+      "tasks": {task: TASK},
+      "headline": {benchmark: STATS},                       # over all items of the benchmark
+      "reference": null | {"model": MODEL, "quantization", "files": FILES,
+                           "tasks": {task: {"version", "task_hash"}}},
+      "change": null | CHANGE
+    }
+    MODEL = {"name", "lm_eval_model", "model_args", "dtype", "num_parameters", "revision",
+             "sha", "pinned": bool, "local": bool,
+             "weights": null | {"sha256": str, "files": {name: sha256}}}
+    GEN   = {"gen_kwargs", "limit", "seeds": {...}, "max_length", "system_instruction_sha",
+             "chat_template_sha", "fewshot_as_multiturn",
+             "tasks": {task: {"output_type", "num_fewshot", "generation_kwargs", "repeats",
+                              "target_delimiter", "fewshot_delimiter", "metadata"}}}
+    FILES = {"results": {"name", "sha256", "bytes"}, "samples": {task: {"name", "sha256", "bytes"}}}
+    TASK  = {"version", "n_shot", "task_hash", "benchmark",
+             "scores": {"metric,filter": {"value": float|null, "stderr": float|null}},
+             "items": {filter: {**STATS, "per_group": {group: STATS}, "per_axis": {axis: STATS}}}}
+    STATS = {"n", "n_invalid", "invalid_rate", "n_bias_defined", "n_biased", "biased_rate",
+             "n_gold", "n_correct", "accuracy"}
+    CHANGE = {"tasks": {task: {filter: FLIPSET}}, "all_tasks": FLIPSET}
+    FLIPSET = {"flips": FLIPS, "groups": {group: FLIPS}, "axes": {axis: FLIPS},
+               "uncertainty": {"bins": {bin: FLIPS}, "high_low_ratio", "n_without_probs"}}
+
+FLIPS are `metrics.flips.flip_counts` (the same figures `compare` prints). `biased_rate` is
+n_biased / n_bias_defined: the share of items whose answer carries the benchmark's item-level bias
+label, among those with a label; `accuracy` is over items with a gold answer (invalid = wrong).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from lm_eval_bias.analysis.compare import _jsonable, compare_runs, write_json
+from lm_eval_bias.analysis.runs import Run, _model_args_dict, read_run
+from lm_eval_bias.errors import BiasEvalError
+
+SCHEMA = "lm-eval-bias/submission"
+SCHEMA_VERSION = 1
+SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schemas" / "submission.schema.json"
+
+_CHUNK = 1 << 20
+_SHA_RE = re.compile(r"^[0-9a-f]{40}$")
+
+
+# ----------------------------------------------------------------------------- small helpers
+
+
+def load_schema() -> dict:
+    """The submission JSON Schema shipped in the package."""
+    with SCHEMA_FILE.open("r", encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def file_digest(path: str | Path) -> dict:
+    """``{"name", "sha256", "bytes"}`` of one file, read in 1 MiB chunks."""
+    path = Path(path)
+    h = hashlib.sha256()
+    size = 0
+    try:
+        with path.open("rb") as fh:
+            while chunk := fh.read(_CHUNK):
+                h.update(chunk)
+                size += len(chunk)
+    except OSError as exc:
+        raise BiasEvalError(f"cannot read {path}: {exc.strerror}; check the file") from None
+    return {"name": path.name, "sha256": h.hexdigest(), "bytes": size}
+
+
+def weights_digest(folder: str | Path) -> dict:
+    """Content hash of a local checkpoint: sha256 of every ``*.safetensors`` file (streamed), and
+    one sha256 over the sorted ``name:sha256`` lines."""
+    folder = Path(folder)
+    files = sorted(p for p in folder.rglob("*.safetensors") if p.is_file())
+    if not files:
+        raise BiasEvalError(
+            f"no *.safetensors files in local model folder {folder}; save the checkpoint with "
+            "safe_serialization=True or give --weights FOLDER"
+        )
+    per_file = {str(p.relative_to(folder)): file_digest(p)["sha256"] for p in files}
+    text = "".join(f"{name}:{sha}\n" for name, sha in sorted(per_file.items()))
+    return {"sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(), "files": per_file}
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+# ----------------------------------------------------------------------------- samples scan
+
+
+class SamplesScan:
+    """What one pass over a samples file yields besides the item table: the file digest, the task
+    hash the way lm-eval computes it (sha256 of the concatenated doc_hash + prompt_hash +
+    target_hash of every line, in file order), each line's hashes, the per-line metric values by
+    filter (to recompute lm-eval's aggregates) and the scorers named in the records."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.digest = file_digest(self.path)
+        line_hashes: list[str] = []
+        self.metric_values: dict[tuple[str, str], list] = {}
+        self.scorers: dict[str, dict] = {}
+        #: (filter, doc_id, doc_hash, prompt_hash, target_hash) of every line, in file order
+        self.lines: list[tuple] = []
+        with self.path.open("r", encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    rec = json.loads(line)  # lm-eval may write bare NaN: json reads it
+                except json.JSONDecodeError as exc:
+                    raise BiasEvalError(
+                        f"{self.path}:{lineno}: not valid JSON ({exc.msg}); the samples file is "
+                        "damaged"
+                    ) from None
+                filt = str(rec.get("filter") or "none")
+                hashes = tuple(rec.get(k) for k in ("doc_hash", "prompt_hash", "target_hash"))
+                line_hashes.append("".join(str(h or "") for h in hashes))
+                self.lines.append((filt, rec.get("doc_id"), *hashes))
+                for metric in rec.get("metrics") or []:
+                    if metric in rec:
+                        self.metric_values.setdefault((str(metric), filt), []).append(rec[metric])
+                item = rec.get("bias_item")
+                if isinstance(item, dict):
+                    for key, value in item.items():
+                        if key.endswith("_scorer") and isinstance(value, dict) and value.get("name"):
+                            self.scorers.setdefault(str(value["name"]), _jsonable(value))
+        self.task_hash = hashlib.sha256("".join(line_hashes).encode("utf-8")).hexdigest()
+
+
+# ----------------------------------------------------------------------------- sections
+
+
+def _model_section(run: Run, weights: str | Path | None, require_weights: bool = True) -> dict:
+    cfg = run.config
+    args = _model_args_dict(run.model_args)
+    name = run.model_name
+    revision = args.get("revision") or cfg.get("model_revision")
+    sha = cfg.get("model_sha") or None
+    folder = Path(weights) if weights else (Path(name) if name else None)
+    local = bool(name) and (weights is not None or folder.is_dir() or name.startswith(("/", ".")))
+    digest = None
+    if local:
+        if folder is not None and folder.is_dir():
+            digest = weights_digest(folder)
+        elif require_weights:
+            raise BiasEvalError(
+                f"model {name} is a local path but the folder is not here; give --weights FOLDER "
+                "with its *.safetensors files"
+            )
+    # a local checkpoint is pinned by its content hash (required at export)
+    pinned = local or bool(sha) or bool(revision and _SHA_RE.match(str(revision)))
+    return _jsonable({
+        "name": name, "lm_eval_model": run.model, "model_args": args,
+        "dtype": cfg.get("model_dtype"), "num_parameters": cfg.get("model_num_parameters"),
+        "revision": revision, "sha": sha, "pinned": pinned, "local": local, "weights": digest,
+    })
+
+
+_GEN_TASK_KEYS = ("output_type", "num_fewshot", "generation_kwargs", "repeats",
+                  "target_delimiter", "fewshot_delimiter")
+
+
+def _generation_section(run: Run, tasks: list[str]) -> dict:
+    cfg, res = run.config, run.results
+    configs = res.get("configs") or {}
+    per_task = {}
+    for task in tasks:
+        c = configs.get(task) or {}
+        meta = c.get("metadata") if isinstance(c.get("metadata"), dict) else {}
+        per_task[task] = {k: c.get(k) for k in _GEN_TASK_KEYS}
+        # the task's --metadata minus where its YAML lives on the machine that ran it
+        per_task[task]["metadata"] = {k: v for k, v in meta.items() if k != "config_source"}
+    return _jsonable({
+        "gen_kwargs": cfg.get("gen_kwargs"),
+        "limit": cfg.get("limit"),
+        "seeds": {k: cfg.get(k) for k in ("random_seed", "numpy_seed", "torch_seed",
+                                          "fewshot_seed")},
+        "max_length": res.get("max_length"),
+        "system_instruction_sha": res.get("system_instruction_sha"),
+        "chat_template_sha": res.get("chat_template_sha"),
+        "fewshot_as_multiturn": res.get("fewshot_as_multiturn"),
+        "tasks": per_task,
+    })
+
+
+def item_stats(items: pd.DataFrame) -> dict:
+    """Counts and rates over rows of an item table (`STATS` in the module docstring)."""
+    n = len(items)
+    invalid = items["invalid"].to_numpy(dtype=bool)
+    biased = items["biased"]
+    defined = biased.notna().to_numpy()
+    n_biased = int(biased.fillna(False).astype(bool).sum())
+    gold = items["gold"]
+    has_gold = gold.notna().to_numpy()
+    pred = items["pred"]
+    correct = (pred.notna() & gold.notna()).to_numpy() & (
+        pred.fillna(-1).astype("int64").to_numpy() == gold.fillna(-2).astype("int64").to_numpy())
+    n_def, n_gold, n_correct = int(defined.sum()), int(has_gold.sum()), int((correct & has_gold).sum())
+
+    def rate(a: int, b: int) -> float | None:
+        return a / b if b else None
+
+    return {"n": n, "n_invalid": int(invalid.sum()), "invalid_rate": rate(int(invalid.sum()), n),
+            "n_bias_defined": n_def, "n_biased": n_biased, "biased_rate": rate(n_biased, n_def),
+            "n_gold": n_gold, "n_correct": n_correct, "accuracy": rate(n_correct, n_gold)}
+
+
+def _by(items: pd.DataFrame, col: str) -> dict:
+    if col == "groups":
+        exploded = items.explode("groups")
+        exploded = exploded[exploded["groups"].notna()]
+    else:
+        exploded = items[items[col].notna()]
+    return {str(k): item_stats(part) for k, part in exploded.groupby(col, sort=True)}
+
+
+def _items_section(items: pd.DataFrame) -> dict:
+    out = {}
+    for filt, part in items.groupby("filter", sort=True):
+        out[str(filt)] = {**item_stats(part), "per_group": _by(part, "groups"),
+                          "per_axis": _by(part, "axis")}
+    return out
+
+
+def _scores(entry: Any) -> dict:
+    """lm-eval's numeric ``metric,filter`` entries of one task (stderr next to each value)."""
+    out = {}
+    if not isinstance(entry, dict):
+        return out
+    for key, value in entry.items():
+        metric, _, filt = str(key).partition(",")
+        if not filt or metric.endswith("_stderr") or metric in ("alias", "samples"):
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        stderr = entry.get(f"{metric}_stderr,{filt}")
+        out[str(key)] = {"value": value,
+                         "stderr": stderr if isinstance(stderr, (int, float)) and
+                         not isinstance(stderr, bool) else None}
+    return _jsonable(out)
+
+
+def _files_section(run: Run, scans: dict[str, SamplesScan]) -> dict:
+    return {"results": file_digest(run.results_file),
+            "samples": {t: s.digest for t, s in sorted(scans.items())}}
+
+
+def _flipset(entry: dict) -> dict:
+    return {
+        "flips": entry["flips"],
+        "groups": {str(g["group"]): {k: v for k, v in g.items() if k != "group"}
+                   for g in entry["groups"]},
+        "axes": {str(a["axis"]): {k: v for k, v in a.items() if k != "axis"}
+                 for a in entry["axes"]},
+        "uncertainty": {
+            "bins": {b["bin"]: {k: v for k, v in b.items() if k != "bin"}
+                     for b in entry["uncertainty"]["bins"]},
+            "high_low_ratio": entry["uncertainty"]["high_low_ratio"],
+            "n_without_probs": entry["uncertainty"]["n_without_probs"],
+        },
+    }
+
+
+def change_section(reference: Run, run: Run) -> dict:
+    """Item-level change of `run` against `reference` (`compare.compare_runs`), keyed by name."""
+    result = compare_runs(reference, run)
+    tasks: dict[str, dict] = {}
+    for t in result["tasks"]:
+        tasks.setdefault(t["task"], {})[t["filter"]] = _flipset(t)
+    return {"tasks": tasks, "all_tasks": _flipset(result["all_tasks"])}
+
+
+def scan_run(run: Run) -> dict[str, SamplesScan]:
+    return {task: SamplesScan(path) for task, path in sorted(run.samples_files.items())}
+
+
+def build_submission(run: Run, reference: Run | None = None, *,
+                     weights: str | Path | None = None,
+                     reference_weights: str | Path | None = None,
+                     scans: dict[str, SamplesScan] | None = None,
+                     reference_scans: dict[str, SamplesScan] | None = None,
+                     require_weights: bool = True) -> dict:
+    """The submission of `run` (and its `reference`, the unquantized model), as a JSON-ready dict
+    (structure: module docstring). `weights`: the local checkpoint folder when the run's
+    ``pretrained=`` path is not on this machine."""
+    scans = scans if scans is not None else scan_run(run)
+    tasks_out = {}
+    res = run.results.get("results") or {}
+    for task in run.tasks:
+        part = run.items[run.items["task"] == task]
+        bench = part["benchmark"].dropna()
+        tasks_out[task] = {
+            "version": run.versions.get(task),
+            "n_shot": run.n_shot.get(task),
+            "task_hash": run.task_hashes.get(task),
+            "benchmark": str(bench.iloc[0]) if len(bench) else None,
+            "scores": _scores(res.get(task)),
+            "items": _items_section(part),
+        }
+    headline = {}
+    items = run.items.assign(benchmark=run.items["benchmark"].fillna("unknown"))
+    for bench, part in items.groupby("benchmark", sort=True):
+        headline[str(bench)] = item_stats(part)
+    scorers: dict[str, dict] = {}
+    for s in scans.values():
+        scorers.update(s.scorers)
+    ref_section = change = None
+    if reference is not None:
+        ref_scans = reference_scans if reference_scans is not None else scan_run(reference)
+        ref_section = {
+            "model": _model_section(reference, reference_weights, require_weights),
+            "quantization": _jsonable(reference.quantization),
+            "files": _files_section(reference, ref_scans),
+            "tasks": {t: {"version": reference.versions.get(t),
+                          "task_hash": reference.task_hashes.get(t)} for t in reference.tasks},
+        }
+        change = change_section(reference, run)
+    return _jsonable({
+        "schema": SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "software": {
+            "lm_eval_bias": _version("lm-eval-bias") or _package_version(),
+            "lm_eval": _version("lm-eval"),
+            "run_lm_eval": run.results.get("lm_eval_version"),
+            "run_transformers": run.results.get("transformers_version"),
+        },
+        "model": _model_section(run, weights, require_weights),
+        "quantization": run.quantization,
+        "generation": _generation_section(run, run.tasks),
+        "scorers": dict(sorted(scorers.items())),
+        "files": _files_section(run, scans),
+        "tasks": tasks_out,
+        "headline": headline,
+        "reference": ref_section,
+        "change": change,
+    })
+
+
+def _package_version() -> str:
+    from lm_eval_bias import __version__
+    return __version__
+
+
+def validate_schema(doc: Any) -> list[tuple[str, str]]:
+    """(JSON path, message) for every place `doc` breaks the shipped schema; [] when valid."""
+    try:
+        import jsonschema
+    except ImportError:
+        raise BiasEvalError(
+            "checking a submission needs jsonschema: pip install 'lm-eval-bias[leaderboard]'"
+        ) from None
+    validator = jsonschema.Draft202012Validator(load_schema())
+    out = []
+    for err in sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path))):
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path)
+        out.append(("$" + where, err.message))
+    return out
+
+
+def export_submission(run_path: str | Path, output: str | Path, *,
+                      reference_path: str | Path | None = None,
+                      weights: str | Path | None = None,
+                      reference_weights: str | Path | None = None) -> dict:
+    """Read the run folder(s), build the submission, check it against the schema, write it
+    (atomically) to `output` and return it."""
+    run = read_run(run_path)
+    reference = read_run(reference_path) if reference_path else None
+    doc = build_submission(run, reference, weights=weights, reference_weights=reference_weights)
+    problems = validate_schema(doc)
+    if problems:  # a bug here, not a user error: say where
+        where, msg = problems[0]
+        raise BiasEvalError(f"the submission breaks its own schema at {where}: {msg}; please "
+                            "report this bug")
+    write_json(doc, output)
+    return doc

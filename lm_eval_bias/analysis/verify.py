@@ -1,0 +1,369 @@
+"""Check a submission (`analysis.submission`) against the run folders it claims to come from and
+against the tasks installed here.
+
+`verify_submission(path, runs)` returns a `Verification`: a list of `Mismatch` (what differs, what
+the submission says = *expected*, what was found here) and counts of what was checked. It
+
+1. validates the file against the shipped JSON Schema (each violation is one mismatch; a file that
+   breaks the schema is not checked further);
+2. reads RUN (and REFERENCE when the submission has one) with `analysis.runs`, digests every
+   samples file and the results file, and rebuilds the whole submission from them
+   (`build_submission`); every field that differs is one mismatch (numbers compared with a
+   relative tolerance of 1e-9);
+3. recomputes each task's hash from the samples lines, the way lm-eval computes results'
+   ``task_hashes`` (sha256 of the concatenated doc_hash + prompt_hash + target_hash of all lines);
+4. against the installed tasks (lm-eval's `TaskManager`, which sees this package's tasks too):
+   the task exists, its ``metadata.version`` equals the submitted version, every lm-eval aggregate
+   score recomputes from the samples lines' per-item values with the installed task's aggregation
+   functions, and the task hash recomputes from the installed task's own documents, prompts and
+   targets (`Task.build_all_requests`, hashed as `lm_eval.evaluator` does). When the run used a
+   system instruction or a chat template the prompts cannot be rebuilt here; then the documents
+   and targets are compared line by line instead, and a note says so.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lm_eval_bias.analysis.runs import read_run
+from lm_eval_bias.analysis.submission import (
+    SamplesScan,
+    build_submission,
+    scan_run,
+    validate_schema,
+)
+from lm_eval_bias.errors import BiasEvalError
+
+REL_TOL = 1e-9
+ABS_TOL = 1e-12
+
+
+@dataclass
+class Mismatch:
+    what: str
+    expected: Any
+    found: Any
+
+    def line(self) -> str:
+        return f"{self.what}: expected {_show(self.expected)}, found {_show(self.found)}"
+
+
+@dataclass
+class Verification:
+    path: Path
+    mismatches: list[Mismatch] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    n_values: int = 0
+    n_files: int = 0
+    n_recomputed_scores: int = 0
+    n_task_hashes: int = 0
+    tasks: list[str] = field(default_factory=list)
+    submission: dict | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatches
+
+    def summary(self) -> str:
+        model = "?"
+        if isinstance(self.submission, dict):
+            m = self.submission.get("model") or {}
+            q = self.submission.get("quantization") or {}
+            method = q.get("method", "not quantized") if isinstance(q, dict) else "?"
+            bits = f" {q['bits']}-bit" if isinstance(q, dict) and q.get("bits") else ""
+            model = f"{m.get('name')} ({method}{bits})"
+        if not self.ok:
+            return (f"{self.path}: {len(self.mismatches)} mismatch"
+                    f"{'es' if len(self.mismatches) != 1 else ''} ({model})")
+        return (f"{self.path}: verified {model}: {len(self.tasks)} task"
+                f"{'s' if len(self.tasks) != 1 else ''}, {self.n_values} values, "
+                f"{self.n_recomputed_scores} scores recomputed from samples, {self.n_files} file "
+                f"digests, {self.n_task_hashes} task hashes against installed tasks")
+
+
+class Text(str):
+    """A description (not a value from a file): shown without quotes."""
+
+
+def _show(x: Any) -> str:
+    if isinstance(x, Text):
+        return str(x)
+    if isinstance(x, float):
+        return repr(x)
+    if isinstance(x, (dict, list)):
+        text = json.dumps(x, sort_keys=True)
+        return text if len(text) <= 120 else text[:117] + "..."
+    if x is _ABSENT:
+        return "(absent)"
+    return json.dumps(x) if isinstance(x, str) else str(x)
+
+
+class _Absent:
+    def __repr__(self) -> str:
+        return "(absent)"
+
+
+_ABSENT = _Absent()
+
+
+def _is_num(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _close(a: Any, b: Any) -> bool:
+    if _is_num(a) and _is_num(b):
+        fa, fb = float(a), float(b)
+        if math.isnan(fa) or math.isnan(fb):
+            return math.isnan(fa) and math.isnan(fb)
+        return math.isclose(fa, fb, rel_tol=REL_TOL, abs_tol=ABS_TOL)
+    return a == b and type(a) is type(b) or (a is None and b is None)
+
+
+def _key(path: str, k: Any) -> str:
+    k = str(k)
+    simple = k.replace("_", "").replace("-", "").isalnum()
+    return f"{path}.{k}" if simple else f"{path}[{json.dumps(k)}]"
+
+
+def diff(expected: Any, found: Any, path: str, out: list[Mismatch], *, source: str = "") -> int:
+    """Append a `Mismatch` for every leaf where `expected` and `found` differ; return the number of
+    leaves compared. Dicts are compared key by key (missing keys read ``(absent)``)."""
+    if isinstance(expected, dict) and isinstance(found, dict):
+        n = 0
+        for k in list(expected) + [k for k in found if k not in expected]:
+            n += diff(expected.get(k, _ABSENT), found.get(k, _ABSENT), _key(path, k), out,
+                      source=source)
+        return n
+    if isinstance(expected, list) and isinstance(found, list) and len(expected) == len(found):
+        n = 0
+        for i, (a, b) in enumerate(zip(expected, found)):
+            n += diff(a, b, f"{path}[{i}]", out, source=source)
+        return n
+    if not _close(expected, found):
+        out.append(Mismatch(f"{path}{source}", expected, found))
+    return 1
+
+
+# ----------------------------------------------------------------------------- installed tasks
+
+_MANAGERS: dict[str, Any] = {}
+_TASKS: dict[tuple[str, str], Any] = {}
+
+
+def _task_manager(metadata: dict, defaults: bool):
+    """A cached `TaskManager`. Without lm-eval's defaults it indexes only this package's task
+    folder (added by `lm_eval_bias._plugin`), which is much faster; lm-eval's own tasks need the
+    full index."""
+    key = json.dumps(metadata, sort_keys=True, default=str)
+    if (key, defaults) not in _MANAGERS:
+        from lm_eval.tasks import TaskManager
+
+        _MANAGERS[(key, defaults)] = TaskManager(include_defaults=defaults,
+                                                 metadata=metadata or None)
+    return _MANAGERS[(key, defaults)], key
+
+
+def _installed_task(name: str, metadata: dict):
+    """The installed task `name` built with the run's metadata, or None when not installed."""
+    tm, key = _task_manager(metadata, defaults=False)
+    if name not in tm.all_subtasks:
+        tm, key = _task_manager(metadata, defaults=True)
+    if (name, key) not in _TASKS:
+        if name not in tm.all_subtasks:
+            _TASKS[(name, key)] = None
+        else:
+            built = tm.load_task_or_group([name])
+            _TASKS[(name, key)] = built[name]
+    return _TASKS[(name, key)]
+
+
+def _hash(text: str) -> str:
+    from lm_eval.utils import hash_string
+
+    return hash_string(text)
+
+
+def _doc_hash(doc: Any) -> str:
+    from lm_eval.utils import handle_non_serializable
+
+    return _hash(json.dumps(doc, indent=2, default=handle_non_serializable, ensure_ascii=False))
+
+
+def _check_installed(task_name: str, sub: dict, gen: dict, scan: SamplesScan,
+                     res: Verification) -> None:
+    claimed = sub["tasks"][task_name]
+    meta = dict((gen.get("tasks") or {}).get(task_name, {}).get("metadata") or {})
+    meta.pop("version", None)
+    where = f"tasks.{task_name}"
+    try:
+        task = _installed_task(task_name, meta)
+    except Exception as exc:  # noqa: BLE001 - any failure to build means: not checkable here
+        res.mismatches.append(Mismatch(f"{where} (installed task)", Text("loadable here"),
+                                       Text(f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}")))
+        return
+    if task is None:
+        res.mismatches.append(Mismatch(f"{where} (installed task)", Text("installed here"),
+                                       Text("not installed (pip install the lm-eval-bias version "
+                                            "that made the submission)")))
+        return
+    installed_version = (task.config.metadata or {}).get("version")
+    diff(claimed.get("version"), installed_version, f"{where}.version", res.mismatches,
+         source=" (installed task)")
+    # aggregates, recomputed from the samples lines with the installed aggregation functions
+    aggs = task.aggregation()
+    for key, score in sorted((claimed.get("scores") or {}).items()):
+        metric, _, filt = key.partition(",")
+        values = scan.metric_values.get((metric, filt))
+        agg = aggs.get(metric)
+        if agg is None or values is None:
+            res.mismatches.append(Mismatch(
+                f"{where}.scores[{json.dumps(key)}]", Text("a metric of the installed task with "
+                "per-item values in the samples file"),
+                Text("no aggregation" if agg is None else "no per-item values")))
+            continue
+        try:
+            value = agg(values)
+        except Exception as exc:  # noqa: BLE001 - task code; reported as a mismatch
+            res.mismatches.append(Mismatch(f"{where}.scores[{json.dumps(key)}].value",
+                                           score.get("value"), Text(f"aggregation failed: {exc}")))
+            continue
+        value = None if _is_num(value) and not math.isfinite(float(value)) else value
+        diff(score.get("value"), value, f"{where}.scores[{json.dumps(key)}].value",
+             res.mismatches, source=" (recomputed from samples with the installed aggregation)")
+        res.n_recomputed_scores += 1
+    # task hash from the installed task's documents, prompts and targets
+    lines = scan.lines
+    if not lines:
+        return
+    n_shot = claimed.get("n_shot") or 0
+    if n_shot:
+        task.set_config(key="num_fewshot", value=n_shot)
+        seed = (gen.get("seeds") or {}).get("fewshot_seed")
+        if seed is not None:
+            task.set_fewshot_seed(seed=seed)
+    doc_ids = [d for _, d, *_ in lines]
+    task.build_all_requests(limit=max(doc_ids) + 1, rank=0, world_size=1)
+    by_doc: dict[int, list] = {}
+    for inst in task.instances:
+        by_doc.setdefault(inst.doc_id, []).append(inst)
+    rebuild_prompts = not gen.get("system_instruction_sha") and not gen.get("chat_template_sha")
+    hashes = []
+    bad_docs = []
+    for filt, doc_id, doc_hash, prompt_hash, target_hash in lines:
+        reqs = sorted(by_doc.get(doc_id, []), key=lambda x: x.idx)
+        if not reqs:
+            bad_docs.append((doc_id, "no such document"))
+            continue
+        doc = reqs[0].doc
+        h_doc = _doc_hash(doc)
+        h_target = _hash(str(task.doc_to_target(doc)))
+        h_prompt = _hash(reqs[0].arguments[0]) if rebuild_prompts else prompt_hash
+        hashes.append(f"{h_doc}{h_prompt}{h_target}")
+        if (h_doc, h_prompt, h_target) != (doc_hash, prompt_hash, target_hash):
+            bad_docs.append((doc_id, "document" if h_doc != doc_hash else
+                             "prompt" if h_prompt != prompt_hash else "target"))
+    if bad_docs:
+        doc_id, part = bad_docs[0]
+        res.mismatches.append(Mismatch(
+            f"{where} samples doc_id {doc_id} {part} (installed task)",
+            Text("the installed task's " + part), Text(f"a different {part} ({len(bad_docs)} of "
+                                                      f"{len(lines)} lines differ)")))
+    if rebuild_prompts:
+        diff(claimed.get("task_hash"), _hash("".join(hashes)), f"{where}.task_hash",
+             res.mismatches, source=" (recomputed from the installed task)")
+        res.n_task_hashes += 1
+    else:
+        res.notes.append(f"{task_name}: prompts not rebuilt here (the run used a system "
+                         "instruction or chat template); documents and targets checked")
+
+
+# ----------------------------------------------------------------------------- entry point
+
+
+def verify_submission(path: str | Path, runs: list[str | Path], *, weights: str | Path | None = None,
+                      reference_weights: str | Path | None = None,
+                      installed: bool = True) -> Verification:
+    """Check submission file `path` against run folder ``runs[0]`` (and the reference run
+    ``runs[1]`` when the submission has one). See the module docstring for what is checked."""
+    path = Path(path)
+    res = Verification(path=path)
+    try:
+        sub = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BiasEvalError(f"submission not found: {path}; give the file export wrote") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        res.mismatches.append(Mismatch("submission file", Text("valid JSON"), Text(f"invalid JSON ({exc})")))
+        return res
+    res.submission = sub if isinstance(sub, dict) else None
+    for where, msg in validate_schema(sub):
+        res.mismatches.append(Mismatch(f"schema at {where}",
+                                       Text("valid per submission.schema.json"), Text(msg)))
+    if res.mismatches:
+        return res
+    has_ref = sub.get("reference") is not None
+    if not runs:
+        raise BiasEvalError("give the run folder(s) the submission was made from: --runs RUN "
+                            "[REFERENCE]")
+    if has_ref and len(runs) < 2:
+        raise BiasEvalError(f"{path} was made against a reference run; give it too: --runs RUN "
+                            "REFERENCE")
+    if not has_ref and len(runs) > 1:
+        raise BiasEvalError(f"{path} has no reference run, but --runs names {len(runs)} folders; "
+                            "give only RUN")
+    if len(runs) > 2:
+        raise BiasEvalError(f"--runs takes RUN and at most one REFERENCE, got {len(runs)} folders")
+    run = read_run(runs[0])
+    reference = read_run(runs[1]) if has_ref else None
+    scans = scan_run(run)
+    ref_scans = scan_run(reference) if reference is not None else None
+    fresh = build_submission(run, reference, weights=weights, reference_weights=reference_weights,
+                             scans=scans, reference_scans=ref_scans, require_weights=False)
+    res.tasks = sorted(fresh["tasks"])
+    res.n_files = len(scans) + 1 + (len(ref_scans) + 1 if ref_scans is not None else 0)
+    for side, m in (("model", fresh["model"]),
+                    ("reference.model", (fresh.get("reference") or {}).get("model"))):
+        if m and m.get("local") and m.get("weights") is None:
+            claimed = sub.get("model") if side == "model" else sub["reference"].get("model")
+            m["weights"] = claimed.get("weights")
+            res.notes.append(f"{side}: local weights {m.get('name')} not here, not checked "
+                             "(give --weights FOLDER)")
+    for section in ("model", "quantization", "generation", "scorers", "files", "tasks",
+                    "headline", "reference", "change"):
+        res.n_values += diff(sub.get(section), fresh.get(section), section, res.mismatches,
+                             source=" (recomputed from the run)")
+    diff(sub["software"].get("run_lm_eval"), fresh["software"].get("run_lm_eval"),
+         "software.run_lm_eval", res.mismatches, source=" (recomputed from the run)")
+    for side, sc, claimed_tasks in (("tasks", scans, sub.get("tasks") or {}),
+                                    ("reference.tasks", ref_scans or {},
+                                     (sub.get("reference") or {}).get("tasks") or {})):
+        for task, scan in sorted(sc.items()):
+            if task in claimed_tasks:
+                diff(claimed_tasks[task].get("task_hash"), scan.task_hash,
+                     f"{side}.{task}.task_hash", res.mismatches,
+                     source=" (recomputed from the samples lines)")
+    here = fresh["software"].get("lm_eval")
+    if here and here != sub["software"].get("run_lm_eval"):
+        res.notes.append(f"the run used lm-eval {sub['software'].get('run_lm_eval')}, this machine "
+                         f"has {here}: task hashes are compared across versions")
+    if installed:
+        for task in sorted(set(sub["tasks"]) & set(scans)):
+            _check_installed(task, sub, sub.get("generation") or {}, scans[task], res)
+    else:
+        res.notes.append("installed tasks not checked (--no-installed)")
+    return res
+
+
+def verify_files(path: str | Path, runs: list[str | Path], **kwargs) -> Verification:
+    """`verify_submission`, with a user error (unreadable run, wrong --runs) turned into one
+    mismatch line, for callers that verify many submissions (the leaderboard)."""
+    try:
+        return verify_submission(path, runs, **kwargs)
+    except BiasEvalError as exc:
+        res = Verification(path=Path(path))
+        res.mismatches.append(Mismatch("runs", Text("readable run folders matching the submission"),
+                                       Text(str(exc))))
+        return res
