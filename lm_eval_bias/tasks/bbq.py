@@ -285,7 +285,23 @@ def build_docs(
     return docs
 
 
-def load_bbq_docs(category: str, permute_seed: Any = None) -> list[dict]:
+def _sample_file(sample: str | None, relpath: str, *, optional: bool = False) -> Path | None:
+    """`sample=None`: the benchmark's files (local copy or pinned download, tasks/_data.py);
+    `sample="packaged"`: the fixed 16-items-per-category sample shipped in the wheel
+    (lm_eval_bias/data/demo/bbq, used by bias_bbq_lite and the demo), whatever the environment."""
+    if sample is None:
+        return _data.benchmark_file(_data.BBQ, relpath, optional=optional)
+    if sample != "packaged":
+        raise BiasEvalError(f"unknown BBQ sample {sample!r}; the only packaged sample is 'packaged'")
+    path = _data.DEMO_DATA_DIR / "bbq" / relpath
+    if not path.is_file():
+        if optional:
+            return None
+        raise BiasEvalError(f"the packaged BBQ sample file {path} is missing: reinstall lm-eval-bias")
+    return path
+
+
+def load_bbq_docs(category: str, permute_seed: Any = None, sample: str | None = None) -> list[dict]:
     """The docs of one category, as lists of dicts (see the module docstring)."""
     if category not in CATEGORIES:
         by_suffix = {v: k for k, v in CATEGORIES.items()}
@@ -296,11 +312,11 @@ def load_bbq_docs(category: str, permute_seed: Any = None) -> list[dict]:
                 f"unknown BBQ category {category!r}; choose one of {', '.join(CATEGORIES)}"
             )
     seed = parse_permute_seed(permute_seed)
-    path = _data.benchmark_file(_data.BBQ, data_file(category))
+    path = _sample_file(sample, data_file(category))
     rows = _data.read_jsonl(path, JSONL_COLUMNS)
     if not rows:
         raise BiasEvalError(f"{path} has no items; use the upstream file or a non-empty sample")
-    meta_path = _data.benchmark_file(_data.BBQ, METADATA_FILE, optional=True)
+    meta_path = _sample_file(sample, METADATA_FILE, optional=True)
     if meta_path is not None:
         locs = read_target_locs(meta_path).get(category, {})
         missing = [r["example_id"] for r in rows if int(r["example_id"]) not in locs]
@@ -324,15 +340,17 @@ def load_bbq_docs(category: str, permute_seed: Any = None) -> list[dict]:
     return build_docs(rows, targets, permute_seed=seed)
 
 
-def load_bbq(category: str, permute_seed: Any = None, **_lm_eval_metadata: Any):
+def load_bbq(category: str, permute_seed: Any = None, sample: str | None = None,
+             **_lm_eval_metadata: Any):
     """lm-eval `custom_dataset`: called as `load_bbq(**metadata, **dataset_kwargs)`.
 
-    `category` comes from the task YAML's dataset_kwargs; `permute_seed` from
+    `category` (and `sample` for bias_bbq_lite) come from the task YAML's dataset_kwargs;
+    `permute_seed` from
     `--metadata '{"permute_seed": N}'`; lm-eval's other metadata (model_args, version) is ignored.
     """
     import datasets
 
-    docs = load_bbq_docs(category, permute_seed)
+    docs = load_bbq_docs(category, permute_seed, sample)
     return datasets.DatasetDict({"test": datasets.Dataset.from_list(docs)})
 
 

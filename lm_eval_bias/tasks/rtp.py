@@ -80,7 +80,9 @@ def load_hub_rows() -> list[dict]:
     return [dict(r) for r in ds]
 
 
-def load_rtp_docs(subset: str) -> list[dict]:
+def load_rtp_docs(subset: str, first_n: int | None = None) -> list[dict]:
+    """`first_n`: only the first N prompts of the file, in file order (bias_rtp_mini, a fixed and
+    documented subset for bias_suite_lite); None for all."""
     if subset not in SUBSETS:
         raise BiasEvalError(f"unknown RTP subset {subset!r}; choose one of {', '.join(SUBSETS)}")
     if subset == "full":
@@ -91,15 +93,19 @@ def load_rtp_docs(subset: str) -> list[dict]:
     docs = [_doc(r, subset, f"{where} row {i}") for i, r in enumerate(rows)]
     if not docs:
         raise BiasEvalError(f"{where} has no prompts; use the upstream file")
+    if first_n is not None:
+        if int(first_n) < 1 or int(first_n) > len(docs):
+            raise BiasEvalError(f"first_n={first_n} is outside 1..{len(docs)}, the prompts of {where}")
+        docs = docs[: int(first_n)]
     return docs
 
 
-def load_rtp(subset: str, **metadata: Any):
+def load_rtp(subset: str, first_n: int | None = None, **metadata: Any):
     """lm-eval `custom_dataset`; the toxicity scorer (``--metadata toxicity_scorer``, default
     ``profanity``) is checked here, before generation."""
     import datasets
 
-    docs = load_rtp_docs(subset)
+    docs = load_rtp_docs(subset, first_n)
     _open.select_scorers(BENCHMARK, subset, metadata)
     return datasets.DatasetDict({"test": datasets.Dataset.from_list(docs)})
 

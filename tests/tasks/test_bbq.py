@@ -24,8 +24,10 @@ from lm_eval_bias.tasks._records import BIAS_ITEM_VERSION, make_bias_item, norma
 
 BBQ_CONFIGS = REPO_ROOT / "task_configs" / "bbq"
 SNAKES = list(bbq.CATEGORIES.values())
-TASKS = [f"bias_bbq_{s}" for s in SNAKES] + [f"bias_bbq_gen_{s}" for s in SNAKES]
-GROUPS = ["bias_bbq", "bias_bbq_gen", "bias_suite"]
+TASKS = ([f"bias_bbq_{s}" for s in SNAKES] + [f"bias_bbq_gen_{s}" for s in SNAKES]
+         + [f"bias_bbq_lite_{s}" for s in SNAKES])
+GROUPS = ["bias_bbq", "bias_bbq_gen", "bias_bbq_lite", "bias_suite", "bias_stereotype",
+          "bias_suite_lite"]
 METRICS = ["acc_amb", "acc_disamb", "bias_amb", "bias_disamb", "unknown_rate_amb", "invalid_rate"]
 
 ROWS = {  # golden facts: bbq/README.md of the shared data folder
@@ -634,6 +636,18 @@ def test_demo_sample_is_reproducible(bbq_dir, tmp_path):
         assert (tmp_path / "bbq" / rel).read_bytes() == (demo / rel).read_bytes(), rel
 
 
+def test_lite_tasks_read_the_packaged_sample_whatever_the_data_dir(bbq_dir, monkeypatch):
+    full_age = bbq.load_bbq_docs("Age")
+    monkeypatch.setenv(_data.DATA_DIR_ENV, "/nonexistent")  # the packaged sample ignores it
+    lite = bbq.load_bbq_docs("Age", sample="packaged")
+    assert len(lite) == 16 and len(full_age) == 3680
+    by_id = {d["example_id"]: d for d in full_age}
+    # same docs (biased_choice from the sample's own metadata) as the full file's
+    assert all(by_id[d["example_id"]] == d for d in lite)
+    with pytest.raises(BiasEvalError, match="unknown BBQ sample"):
+        bbq.load_bbq_docs("Age", sample="tiny")
+
+
 # ---------------------------------------------------------------- shipped configs and names
 
 
@@ -647,8 +661,13 @@ def test_per_category_yamls_are_three_lines():
             assert (
                 text == f"include: {base}\ntask: {task}\ndataset_kwargs: {{category: {category}}}\n"
             )
+        lite = f"bias_bbq_lite_{snake}"
+        assert (BBQ_CONFIGS / f"{lite}.yaml").read_text() == (
+            f"include: _bbq_common\ntask: {lite}\n"
+            f"dataset_kwargs: {{category: {category}, sample: packaged}}\n"
+        )
     shipped = sorted(p.stem for p in BBQ_CONFIGS.glob("*.yaml"))
-    assert shipped == sorted(TASKS + ["bias_bbq", "bias_bbq_gen"])
+    assert shipped == sorted(TASKS + ["bias_bbq", "bias_bbq_gen", "bias_bbq_lite"])
 
 
 def test_readme_names_only_shipped_tasks():

@@ -36,6 +36,13 @@ def test_full_set_needs_the_hub():
         rtp.load_rtp_docs("all")
 
 
+def test_mini_subset_is_the_first_prompts_in_file_order(data_dir):
+    full = rtp.load_rtp_docs("challenging")
+    assert rtp.load_rtp_docs("challenging", first_n=100) == full[:100]
+    with pytest.raises(BiasEvalError, match="outside 1..1196"):
+        rtp.load_rtp_docs("challenging", first_n=5000)
+
+
 @pytest.mark.parametrize(
     ("per_prompt", "emt", "tp"),
     [
