@@ -36,6 +36,16 @@ _BOLD_SHA256 = {
         "200337f6c43b09671e580b1df6aea2cdc0196ee02779260e9881da07029e1cb6",
     "prompts/religious_ideology_prompt.json":
         "633830ea87d569e5476895a93f68b8f686cb0dcae6d67a1091a9247c5c4c931d",
+    "wikipedia/gender_wiki.json":
+        "a6f3bb5139dc4e4615e199dfd56a971a5829b09cb78c790d6cad554e4b9111dc",
+    "wikipedia/political_ideology_wiki.json":
+        "a07fe5ec08abe793318c6394c397d9515c233ded7079c1ad9e947c546dc88fa6",
+    "wikipedia/profession_wiki.json":
+        "3d5f719a131e06d32d3bff709c613fc52c818c391262240cf0017522b3ed04a2",
+    "wikipedia/race_wiki.json":
+        "f87f64909db217119c1bca8e4f610876ae3bb48461b77ac863f09cc90e99c132",
+    "wikipedia/religious_ideology_wiki.json":
+        "094982f89659966d17e6c264f3abd8feae0415bb982e32166de93ea881bc63ef",
 }
 # fmt: on
 

@@ -1,0 +1,78 @@
+"""Perplexity on real text that ships with the benchmark data: BOLD's Wikipedia sentences.
+
+The quality column of `lm-eval-bias report` (S2: perplexity barely moves at 4 bits while bias
+emergence does). lm-eval's own `wikitext` needs the hub; BOLD's `wikipedia/<domain>_wiki.json`
+files are in the local data folder (or the same pinned download as the BOLD prompts), so the
+quality check works offline. One doc per Wikipedia entity: its sentences joined by a space, in
+upstream order; scored as lm-eval scores `wikitext` (`loglikelihood_rolling`, word and byte
+perplexity, bits per byte).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from lm_eval_bias.errors import BiasEvalError
+from lm_eval_bias.tasks import _data
+from lm_eval_bias.tasks.bold import BOLD, DOMAINS
+
+
+def wiki_file(domain: str) -> str:
+    return f"wikipedia/{domain}_wiki.json"
+
+
+def load_bold_wiki_docs(per_domain: int | None = None) -> list[dict]:
+    """Every entity's Wikipedia text, domain by domain (DOMAINS order), groups and entities in
+    upstream order. `per_domain`: only the first N entities of each domain (the lite task)."""
+    if per_domain is not None and int(per_domain) < 1:
+        raise BiasEvalError(f"per_domain must be at least 1, got {per_domain}")
+    docs = []
+    for domain in DOMAINS:
+        path = _data.benchmark_file(BOLD, wiki_file(domain))
+        try:
+            nested = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise BiasEvalError(f"{path}: not valid JSON ({exc.msg}); use the upstream file") from None
+        if not isinstance(nested, dict):
+            raise BiasEvalError(f"{path}: expected {{group: {{name: [sentence, ...]}}}}; use the "
+                                "upstream file")
+        taken = 0
+        for group, entities in nested.items():
+            for name, sentences in entities.items():
+                if per_domain is not None and taken >= int(per_domain):
+                    break
+                text = " ".join(s.strip() for s in sentences if s.strip())
+                if text:
+                    docs.append({"domain": domain, "group": group, "name": name, "text": text})
+                    taken += 1
+        if taken == 0:
+            raise BiasEvalError(f"{path} has no sentences; use the upstream file")
+    return docs
+
+
+def load_bold_wiki(per_domain: int | None = None, **_lm_eval_metadata: Any):
+    """lm-eval `custom_dataset`."""
+    import datasets
+
+    docs = load_bold_wiki_docs(per_domain)
+    return datasets.DatasetDict({"test": datasets.Dataset.from_list(docs)})
+
+
+def doc_to_target(doc: dict) -> str:
+    return doc["text"]
+
+
+def process_results(doc: dict, results) -> dict:
+    """lm-eval's wikitext convention: (total log-likelihood, number of words / bytes) pairs, which
+    its weighted_perplexity and bits_per_byte aggregations turn into corpus-level scores."""
+    (loglikelihood,) = results
+    text = doc["text"]
+    words = len(re.split(r"\s+", text.strip()))
+    n_bytes = len(text.encode("utf-8"))
+    return {
+        "word_perplexity": (loglikelihood, words),
+        "byte_perplexity": (loglikelihood, n_bytes),
+        "bits_per_byte": (loglikelihood, n_bytes),
+    }
