@@ -1,24 +1,23 @@
-"""Time shared-prefix scoring (`hf-quant`, prefix_cache=true) against lm-eval's `hf` on BBQ.
+"""Time shared-prefix scoring (`hf-quant`, prefix_cache=true) against lm-eval's `hf` on shipped tasks.
 
-    python benchmarks/bench_prefix_scoring.py [--items 150] [--batch-size 16] [--bbq DIR]
+    python benchmarks/bench_prefix_scoring.py [--tasks bias_bbq_age,...] [--items 150] [--batch-size 16]
 
 Not a test. Both models are the embedded SmolLM2-135M-Instruct checkpoint
 (`lm_eval_bias.models.smollm2.ensure_checkpoint()`; fp32 weights decoded from a Q4_1 GGUF file, so
 already lossy), `hf-quant` with quant=none, loaded side by side in this process. The requests are
-lm-eval `loglikelihood` Instances built from real BBQ items: prompt
-`{context}\\n\\nQ: {question}\\nA:`, one request per answer with continuation " " + answer, the
-first items of each category file in turn (deterministic). Each model scores a few warm-up
-requests first; then both score the same requests in `--rounds` slices, alternating which goes first
-(other processes on a shared machine then slow both about equally). The table shows wall and
-process CPU time summed over the slices, the tokens each path runs through
-the model (padding excluded), the largest |difference| in log-likelihood, and agreement of the
-argmax per item and of is_greedy per request.
+the loglikelihood Instances lm-eval itself builds for the first `--items` docs of each task (BBQ,
+CrowS-Pairs and StereoSet by default; data from LM_EVAL_BIAS_DATA_DIR, default ../shared/data).
+Each model scores a few warm-up requests first; then both score the same requests in `--rounds`
+slices, alternating which goes first (other processes on a shared machine then slow both about
+equally). The table shows wall and process CPU time summed over the slices, the token-count limit
+of the speed-up (tokens through the model, padding excluded: one full row per request vs each
+distinct context once), the largest |difference| in log-likelihood, and agreement of the argmax
+per doc and of is_greedy per request.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -27,31 +26,23 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("LM_EVAL_BIAS_DATA_DIR",
+                      str(Path(__file__).resolve().parent.parent.parent / "shared" / "data"))
 
-CATEGORIES = ("Age", "Gender_identity", "Nationality", "Religion", "SES")
-DEFAULT_BBQ = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "bbq"
-
-
-def bbq_items(bbq_dir: Path, n_items: int) -> list[dict]:
-    """`n_items` BBQ items, taken round-robin from the first lines of each category file."""
-    per_file = []
-    for category in CATEGORIES:
-        with (bbq_dir / "data" / f"{category}.jsonl").open() as fh:
-            per_file.append([json.loads(line) for _, line in zip(range(n_items), fh)])
-    items = [rows[i] for i in range(n_items) for rows in per_file if i < len(rows)]
-    return items[:n_items]
+DEFAULT_TASKS = "bias_bbq_age,bias_crows_pairs_race_color,bias_stereoset_intra_gender"
 
 
-def build_requests(items: list[dict]):
-    from lm_eval.api.instance import Instance
+def task_requests(task_name: str, n_items: int) -> list[list]:
+    """The loglikelihood Instances lm-eval builds for the first `n_items` docs of a shipped task,
+    grouped per doc (one per answer choice), exactly what `lm_eval run` would send the model."""
+    from lm_eval.tasks import TaskManager, get_task_dict
 
-    requests = []
-    for doc_id, item in enumerate(items):
-        prompt = f"{item['context']}\n\nQ: {item['question']}\nA:"
-        for k in range(3):
-            requests.append(Instance(request_type="loglikelihood", doc=item, idx=k, doc_id=doc_id,
-                                     arguments=(prompt, " " + item[f"ans{k}"])))
-    return requests
+    task = get_task_dict([task_name], TaskManager())[task_name]
+    task.build_all_requests(limit=n_items, rank=0, world_size=1)
+    per_doc: dict[int, list] = {}
+    for inst in sorted(task.instances, key=lambda r: (r.doc_id, r.idx)):
+        per_doc.setdefault(inst.doc_id, []).append(inst)
+    return list(per_doc.values())
 
 
 def token_counts(lm, requests) -> tuple[int, int]:
@@ -60,7 +51,11 @@ def token_counts(lm, requests) -> tuple[int, int]:
     is ignored (BBQ answers are multi-token)."""
     full, contexts, conts = 0, set(), 0
     for request in requests:
-        context_enc, cont_enc = lm._encode_pair(*request.args)
+        context, continuation = request.args
+        if context == "":  # as lm-eval's TemplateLM.loglikelihood: the prefix token is the context
+            context_enc, cont_enc = [lm.prefix_token_id], lm.tok_encode(continuation)
+        else:
+            context_enc, cont_enc = lm._encode_pair(context, continuation)
         full += len(context_enc) + len(cont_enc) - 1
         contexts.add(tuple(context_enc))
         conts += len(cont_enc) - 1
@@ -74,14 +69,13 @@ def timed(lm, requests):
     return out, time.perf_counter() - wall, time.process_time() - cpu
 
 
-def interleaved(hf, hfq, requests, rounds: int):
-    """Score `requests` in `rounds` slices of whole items, alternating which model goes first, so
+def interleaved(hf, hfq, items: list[list], rounds: int):
+    """Score the requests in `rounds` slices of whole docs, alternating which model goes first, so
     that load from other processes on a shared machine falls on both about equally."""
-    n_items = len(requests) // 3
-    bounds = [round(k * n_items / rounds) * 3 for k in range(rounds + 1)]
+    bounds = [round(k * len(items) / rounds) for k in range(rounds + 1)]
     ref, got, t_hf, t_prefix = [], [], [0.0, 0.0], [0.0, 0.0]
     for k in range(rounds):
-        part = requests[bounds[k]:bounds[k + 1]]
+        part = [r for doc in items[bounds[k]:bounds[k + 1]] for r in doc]
         order = [(hf, ref, t_hf), (hfq, got, t_prefix)]
         for lm, out, total in (order if k % 2 == 0 else order[::-1]):
             res, wall, cpu = timed(lm, part)
@@ -91,13 +85,35 @@ def interleaved(hf, hfq, requests, rounds: int):
     return ref, got, t_hf, t_prefix
 
 
+def bench_task(hf, hfq, task_name: str, n_items: int, rounds: int) -> dict:
+    items = task_requests(task_name, n_items)
+    requests = [r for doc in items for r in doc]
+    full_tokens, prefix_tokens = token_counts(hf, requests)
+    ref, got, t_hf, t_prefix = interleaved(hf, hfq, items, rounds)
+    diffs = [abs(a[0] - b[0]) for a, b in zip(ref, got)]
+    greedy_same = sum(a[1] == b[1] for a, b in zip(ref, got))
+    argmax_same, ties, i = 0, 0, 0
+    for doc in items:
+        a = [ll for ll, _ in ref[i:i + len(doc)]]
+        b = [ll for ll, _ in got[i:i + len(doc)]]
+        i += len(doc)
+        argmax_same += a.index(max(a)) == b.index(max(b))
+        ties += len(set(a)) < len(a)
+    return {"task": task_name, "items": len(items), "requests": len(requests),
+            "t_hf": t_hf, "t_prefix": t_prefix, "full_tokens": full_tokens,
+            "prefix_tokens": prefix_tokens, "max_diff": max(diffs),
+            "mean_diff": sum(diffs) / len(diffs), "greedy_same": greedy_same,
+            "argmax_same": argmax_same, "ties": ties}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--items", type=int, default=150, help="BBQ items (3 requests each)")
+    parser.add_argument("--tasks", default=DEFAULT_TASKS,
+                        help="comma-separated shipped multiple-choice tasks")
+    parser.add_argument("--items", type=int, default=150, help="docs per task")
     parser.add_argument("--batch-size", default="16", help="lm-eval batch_size for both models")
     parser.add_argument("--rounds", type=int, default=5,
                         help="slices timed alternately on the two models")
-    parser.add_argument("--bbq", type=Path, default=DEFAULT_BBQ, help="BBQ folder (data/*.jsonl)")
     args = parser.parse_args(argv)
 
     import torch
@@ -112,36 +128,22 @@ def main(argv=None) -> int:
               "batch_size": batch_size}
     hf = HFLM(**common)
     hfq = HFQuantLM(quant="none", prefix_cache=True, **common)
-
-    items = bbq_items(args.bbq, args.items)
-    requests = build_requests(items)
+    warm = [r for doc in task_requests("bias_bbq_age", 2) for r in doc]
     for lm in (hf, hfq):  # warm-up: first-call overheads stay out of the timings
-        lm.loglikelihood(build_requests(bbq_items(args.bbq, 2))[:4], disable_tqdm=True)
-
-    full_tokens, prefix_tokens = token_counts(hf, requests)
-    ref, got, t_hf, t_prefix = interleaved(hf, hfq, requests, args.rounds)
-
-    diffs = [abs(a[0] - b[0]) for a, b in zip(ref, got)]
-    greedy_same = sum(a[1] == b[1] for a, b in zip(ref, got))
-    argmax_same, ties = 0, 0
-    for i in range(len(items)):
-        a = [ll for ll, _ in ref[3 * i:3 * i + 3]]
-        b = [ll for ll, _ in got[3 * i:3 * i + 3]]
-        argmax_same += a.index(max(a)) == b.index(max(b))
-        ties += len(set(a)) < 3
+        lm.loglikelihood(warm, disable_tqdm=True)
 
     print(f"\nSmolLM2-135M-Instruct (fp32 decoded from Q4_1 GGUF), CPU, {torch.get_num_threads()} "
-          f"threads, batch_size={batch_size}; {len(items)} BBQ items from "
-          f"{', '.join(CATEGORIES)}, {len(requests)} requests")
-    print(f"{'path':<34}{'wall s':>8}{'cpu s':>8}{'tokens':>8}{'speed-up wall':>15}{'cpu':>7}")
-    print(f"{'hf (lm-eval, one row per answer)':<34}{t_hf[0]:>8.1f}{t_hf[1]:>8.1f}"
-          f"{full_tokens:>8}{1.0:>14.2f}x{1.0:>6.2f}x")
-    print(f"{'hf-quant quant=none prefix_cache':<34}{t_prefix[0]:>8.1f}{t_prefix[1]:>8.1f}"
-          f"{prefix_tokens:>8}{t_hf[0] / t_prefix[0]:>14.2f}x{t_hf[1] / t_prefix[1]:>6.2f}x")
-    print(f"token-count limit: {full_tokens / prefix_tokens:.2f}x")
-    print(f"max |delta loglikelihood|: {max(diffs):.2e}   mean: {sum(diffs) / len(diffs):.2e}")
-    print(f"argmax agreement: {argmax_same}/{len(items)} items (exact ties in hf: {ties})   "
-          f"is_greedy agreement: {greedy_same}/{len(requests)} requests")
+          f"threads, batch_size={batch_size}, {args.items} docs per task\n")
+    print("| task | requests | hf wall s | hf-quant wall s | speed-up wall | cpu | token limit "
+          "| max abs delta ll | argmax same | is_greedy same |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name in args.tasks.split(","):
+        r = bench_task(hf, hfq, name.strip(), args.items, args.rounds)
+        print(f"| {r['task']} | {r['requests']} | {r['t_hf'][0]:.1f} | {r['t_prefix'][0]:.1f} "
+              f"| {r['t_hf'][0] / r['t_prefix'][0]:.2f}x | {r['t_hf'][1] / r['t_prefix'][1]:.2f}x "
+              f"| {r['full_tokens'] / r['prefix_tokens']:.2f}x | {r['max_diff']:.1e} "
+              f"| {r['argmax_same']}/{r['items']} (ties {r['ties']}) "
+              f"| {r['greedy_same']}/{r['requests']} |", flush=True)
     return 0
 
 
