@@ -1,27 +1,63 @@
-"""Shared fixtures: offline settings, the real data folder, and tiny random-init Llama checkpoints.
+"""Shared fixtures: offline settings, the network guard, the real data folder, and tiny
+random-init Llama checkpoints.
 
 The tiny models are real transformers models (random weights, a real BPE tokenizer trained here on
 BBQ text), so lm-eval, transformers and the quantizers run for real; only the weights are small.
+
+Network: tests connect to nothing but loopback. tests/_netguard/ patches the socket module in this
+process (from here on, so collection is covered too) and, through its sitecustomize.py put first on
+PYTHONPATH, in every Python child process (lm_eval, lm-eval-bias runs); a blocked attempt fails
+the test phase it happened in (netguard_plugin.py), even when the code under test swallowed it.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+NETGUARD_DIR = Path(__file__).resolve().parent / "_netguard"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("PIP_DISABLE_PIP_VERSION_CHECK", "1")  # pip in tests must not ask PyPI
 if "LM_EVAL_BIAS_DATA_DIR" not in os.environ and SHARED_DATA.is_dir():
     os.environ["LM_EVAL_BIAS_DATA_DIR"] = str(SHARED_DATA)
+
+# ---- network guard: this process, then child processes (PYTHONPATH -> sitecustomize.py)
+sys.path.insert(0, str(NETGUARD_DIR))
+import netguard
+from netguard_plugin import (  # noqa: F401  (hooks, registered by being in this module)
+    pytest_runtest_call,
+    pytest_runtest_setup,
+    pytest_runtest_teardown,
+)
+
+netguard.install()
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [str(NETGUARD_DIR)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
+_netguard_tmp = tempfile.mkdtemp(prefix="lm-eval-bias-netguard-")
+atexit.register(shutil.rmtree, _netguard_tmp, ignore_errors=True)
+os.environ[netguard.LOG_ENV] = os.path.join(_netguard_tmp, "blocked.log")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_network():
+    """Session-wide: the socket guard is in place for every test (installed at import above, so
+    that imports during collection are covered too); removed when the session ends."""
+    netguard.install()
+    yield netguard
+    netguard.uninstall()
 
 
 @pytest.fixture(scope="session")

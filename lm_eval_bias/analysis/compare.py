@@ -200,7 +200,7 @@ def _check_scorers(base: Run, other: Run, tasks: list[str], allow: bool) -> list
             f"task {d['task']} was scored by {d['base']} in BASE but {d['other']} in OTHER "
             f"({d['metric']}); scores from different scorers are not comparable: rerun both "
             "with the same --metadata toxicity_scorer, or allow it explicitly "
-            "(allow_different_scorers=True)"
+            "(--allow-different-scorers)"
         )
     return diffs
 
@@ -563,21 +563,31 @@ def render_markdown(result: dict) -> str:
     return "\n".join(out)
 
 
-def write_json(result: dict, path: str | Path) -> None:
-    """Write `result` as JSON (sorted keys, no NaN) atomically: a temporary file in the same folder,
-    then a rename."""
+def check_output_file(path: str | Path) -> Path:
+    """Refuse (`BiasEvalError`) an output file that cannot be written: its folder is missing or
+    not writable, or the path is a folder. Called before any work, so that a bad ``--output-*``
+    fails at once and nothing is written half-way."""
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise BiasEvalError(
             f"cannot write {path}: folder {folder} does not exist; create it or choose another path"
         )
-    text = json.dumps(_jsonable(result), sort_keys=True, indent=2, allow_nan=False,
-                      ensure_ascii=False)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    if path.is_dir():
+        raise BiasEvalError(f"cannot write {path}: it is a folder; give a file name")
+    if not os.access(folder, os.W_OK):
+        raise BiasEvalError(
+            f"cannot write {path}: folder {folder} is not writable; choose another path"
+        )
+    return path
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    """A temporary file in the same folder, then a rename: readers never see half a file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
+            fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -587,3 +597,18 @@ def write_json(result: dict, path: str | Path) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def write_json(result: dict, path: str | Path) -> None:
+    """Write `result` as JSON (sorted keys, no NaN) atomically: a temporary file in the same folder,
+    then a rename."""
+    path = check_output_file(path)
+    text = json.dumps(_jsonable(result), sort_keys=True, indent=2, allow_nan=False,
+                      ensure_ascii=False)
+    _write_text_atomic(path, text + "\n")
+
+
+def write_markdown(result: dict, path: str | Path) -> None:
+    """Write `render_markdown(result)` atomically (as `write_json`)."""
+    path = check_output_file(path)
+    _write_text_atomic(path, render_markdown(result))

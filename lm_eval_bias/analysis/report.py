@@ -64,6 +64,7 @@ import pandas as pd
 
 from lm_eval_bias.analysis.compare import (
     _check_comparable,
+    _check_scorers,
     _jsonable,
     _quant_text,
     pair_items,
@@ -479,8 +480,11 @@ def _require(module: str) -> None:
 
 
 def build_report(runs: list[Run], *, reference: int | None = None, n_boot: int = 1000,
-                 seed: int = 0, alpha: float = 0.05, ci: float = 0.95) -> dict:
-    """The report over `runs` (see the module docstring). `reference` is an index into `runs`."""
+                 seed: int = 0, alpha: float = 0.05, ci: float = 0.95,
+                 allow_different_scorers: bool = False) -> dict:
+    """The report over `runs` (see the module docstring). `reference` is an index into `runs`.
+    A run whose generation tasks were scored by another scorer than its reference run is refused
+    (as in `analysis.compare`) unless `allow_different_scorers`; then it is named in the notes."""
     if not runs:
         raise BiasEvalError("no runs given; give at least two lm-eval --output_path folders")
     if isinstance(n_boot, bool) or int(n_boot) < 100:
@@ -504,6 +508,9 @@ def build_report(runs: list[Run], *, reference: int | None = None, n_boot: int =
         parts = []
         for seed_index, (j, i) in enumerate(pairs):
             common = _check_comparable(runs[j], runs[i])
+            for d in _check_scorers(runs[j], runs[i], common, allow_different_scorers):
+                notes.append(f"{c.id}: task {d['task']} scored by {d['base']} in the reference "
+                             f"but {d['other']} here ({d['metric']}), allowed")
             b = runs[j].items
             o = runs[i].items
             if set(common) != set(b["task"].unique()):
@@ -805,7 +812,7 @@ def _resolve(p: str | Path) -> str:
 
 def build_report_from_folders(paths: list[str | Path], *, reference: str | Path | None = None,
                               n_boot: int = 1000, seed: int = 0, alpha: float = 0.05,
-                              ci: float = 0.95) -> dict:
+                              ci: float = 0.95, allow_different_scorers: bool = False) -> dict:
     """Read every run folder (`read_run`) and `build_report`. `reference` names one of `paths`
     (it is added when it is not among them)."""
     paths = [Path(p) for p in paths]
@@ -823,4 +830,5 @@ def build_report_from_folders(paths: list[str | Path], *, reference: str | Path 
             seen[rr] = Path(reference)
         ref_index = [_resolve(p) for p in paths].index(rr)
     runs = [read_run(p) for p in paths]
-    return build_report(runs, reference=ref_index, n_boot=n_boot, seed=seed, alpha=alpha, ci=ci)
+    return build_report(runs, reference=ref_index, n_boot=n_boot, seed=seed, alpha=alpha, ci=ci,
+                        allow_different_scorers=allow_different_scorers)

@@ -225,22 +225,34 @@ class _BadValue(ValueError):
     pass
 
 
+def _short(x: Any) -> str:
+    """repr of a bad value, cut so that the error stays one readable line."""
+    text = repr(x)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _is_nan(x: Any) -> bool:
     return isinstance(x, float) and math.isnan(x)
+
+
+_INT64 = 2 ** 63
 
 
 def _as_int(x: Any, key: str) -> int | None:
     if x is None or _is_nan(x):
         return None
     if isinstance(x, bool):
-        raise _BadValue(f"{key} must be an integer or null, got {x!r}")
+        raise _BadValue(f"{key} must be an integer or null, got {_short(x)}")
+    out = None
     if isinstance(x, int):
-        return x
-    if isinstance(x, float) and x.is_integer():
-        return int(x)
-    if isinstance(x, str) and re.fullmatch(r"-?\d+", x.strip()):
-        return int(x)
-    raise _BadValue(f"{key} must be an integer or null, got {x!r}")
+        out = x
+    elif (isinstance(x, float) and x.is_integer()) or (
+            isinstance(x, str) and re.fullmatch(r"-?\d+", x.strip())):
+        out = int(x)
+    # the item table stores 64-bit integers; a larger value is damage, not an id
+    if out is None or not -_INT64 <= out < _INT64:
+        raise _BadValue(f"{key} must be an integer or null, got {_short(x)}")
+    return out
 
 
 def _as_bool(x: Any, key: str) -> bool | None:
@@ -252,7 +264,7 @@ def _as_bool(x: Any, key: str) -> bool | None:
         return x.strip().lower() == "true"
     if isinstance(x, (int, float)) and x in (0, 1):
         return bool(x)
-    raise _BadValue(f"{key} must be true, false or null, got {x!r}")
+    raise _BadValue(f"{key} must be true, false or null, got {_short(x)}")
 
 
 def _as_str(x: Any) -> str | None:
@@ -268,24 +280,24 @@ def _as_groups(x: Any) -> list[str]:
         return [x]
     if isinstance(x, (list, tuple)):
         return [str(g) for g in x if g is not None and not _is_nan(g)]
-    raise _BadValue(f"groups must be a list of strings, got {x!r}")
+    raise _BadValue(f"groups must be a list of strings, got {_short(x)}")
 
 
 def _as_probs(x: Any) -> list[float] | None:
     if x is None or _is_nan(x):
         return None
     if not isinstance(x, (list, tuple)):
-        raise _BadValue(f"probs must be a list of numbers or null, got {x!r}")
+        raise _BadValue(f"probs must be a list of numbers or null, got {_short(x)}")
     out = []
     for v in x:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             if v is None:
                 v = math.nan
             else:
-                raise _BadValue(f"probs must be a list of numbers or null, got {x!r}")
+                raise _BadValue(f"probs must be a list of numbers or null, got {_short(x)}")
         v = float(v)
         if v < 0:
-            raise _BadValue(f"probs must be >= 0, got {x!r}")
+            raise _BadValue(f"probs must be >= 0, got {_short(x)}")
         out.append(v)
     return out or None
 
@@ -293,16 +305,26 @@ def _as_probs(x: Any) -> list[float] | None:
 # ----------------------------------------------------------------------------- reading
 
 
-def _loads(line: str) -> Any:
-    """`json.loads`, through orjson when it is installed. orjson refuses what lm-eval may write
-    but strict JSON forbids (bare NaN), and those lines, like every invalid line, go to `json`,
-    whose error messages the reader reports."""
+def _loads(line: bytes) -> Any:
+    """`json.loads` of one raw line, through orjson when it is installed. orjson refuses what
+    lm-eval may write but strict JSON forbids (bare NaN), and those lines, like every invalid
+    line, go to `json`, whose error messages the reader reports. Raises UnicodeDecodeError for
+    bytes that are not UTF-8."""
     if _orjson is not None:
         try:
             return _orjson.loads(line)
         except _orjson.JSONDecodeError:
             pass
-    return json.loads(line)
+    text = line.decode("utf-8")
+    obj = json.loads(text)
+    if "\\u" in text:
+        # json (unlike orjson) lets an unpaired \ud800-style escape through; such a string
+        # could not be written back as UTF-8 (report, compare JSON), so refuse it here.
+        try:
+            json.dumps(obj, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise json.JSONDecodeError("unpaired UTF-16 surrogate escape", text, 0) from None
+    return obj
 
 
 _ROW_KEYS = ("task", "filter", "doc_id", "doc_hash", "prompt_hash", "target_hash", "pred",
@@ -312,7 +334,9 @@ _ROW_KEYS = ("task", "filter", "doc_id", "doc_hash", "prompt_hash", "target_hash
 
 
 def _opt_int(x: Any, key: str) -> int | None:
-    return x if x is None or type(x) is int else _as_int(x, key)
+    if x is None or (type(x) is int and -_INT64 <= x < _INT64):
+        return x
+    return _as_int(x, key)
 
 
 def _opt_bool(x: Any, key: str) -> bool | None:
@@ -335,44 +359,45 @@ def _fast_probs(x: Any) -> list[float] | None:
     return _as_probs(x)
 
 
-def _read_samples(path: Path, task: str, cols: dict[str, list]) -> int:
-    """Append the rows of one samples file to `cols`; return how many. 0 means: no line has a
-    `bias_item` (not an lm-eval-bias task). Refuses mixed files, bad JSON, unknown versions and
-    duplicate (doc_id, filter)."""
+def _read_samples(path: Path, task: str, cols: dict[str, list]) -> tuple[int, int]:
+    """Append the rows of one samples file to `cols`; return (rows added, non-blank lines).
+    0 rows from a non-empty file means: no line has a `bias_item` (not an lm-eval-bias task).
+    Refuses mixed files, bad JSON, bytes that are not UTF-8, unknown versions and duplicate
+    (doc_id, filter), naming the line."""
     seen: dict[tuple[int, str], int] = {}
-    with_item = without_item = 0
+    with_item = without_item = n_lines = 0
     first_without = 0
     rows: list[tuple] = []
     try:
-        fh = path.open("r", encoding="utf-8")
+        fh = path.open("rb")
     except OSError as exc:
         raise BiasEvalError(f"cannot read {path}: {exc.strerror}; check the file's permissions")
+    # Binary lines, decoded one by one: a text-mode reader decodes 8 KiB chunks, so a bad byte
+    # would be reported on whichever line started that chunk, not on its own line.
     with fh:
         lineno = 0
-        while True:
-            try:
-                line = fh.readline()
-            except UnicodeDecodeError:
-                raise BiasEvalError(
-                    f"{path}:{lineno + 1}: not UTF-8 text; the samples file is damaged, rerun "
-                    "lm_eval with --log_samples"
-                ) from None
-            if not line:
-                break
+        for line in fh:
             lineno += 1
             if not line.strip():
                 continue
+            n_lines += 1
             where = f"{path}:{lineno}"
             try:
                 rec = _loads(line)
-            except json.JSONDecodeError as exc:
-                if not line.endswith("\n"):
+            except UnicodeDecodeError:
+                raise BiasEvalError(
+                    f"{where}: not UTF-8 text; the samples file is damaged, rerun lm_eval with "
+                    "--log_samples"
+                ) from None
+            except (json.JSONDecodeError, RecursionError) as exc:
+                msg = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+                if not line.endswith(b"\n"):
                     raise BiasEvalError(
-                        f"{where}: truncated last line ({exc.msg}); the run was interrupted while "
+                        f"{where}: truncated last line ({msg}); the run was interrupted while "
                         "writing samples, rerun lm_eval with --log_samples"
                     ) from None
                 raise BiasEvalError(
-                    f"{where}: not valid JSON ({exc.msg}); the samples file is damaged, rerun "
+                    f"{where}: not valid JSON ({msg}); the samples file is damaged, rerun "
                     "lm_eval with --log_samples"
                 ) from None
             if not isinstance(rec, dict):
@@ -405,8 +430,9 @@ def _read_samples(path: Path, task: str, cols: dict[str, list]) -> int:
             if isinstance(version, bool) or version not in KNOWN_BIAS_ITEM_VERSIONS:
                 known = ", ".join(str(v) for v in KNOWN_BIAS_ITEM_VERSIONS)
                 raise BiasEvalError(
-                    f"{where}: bias_item version v={version!r} is not known to this lm-eval-bias "
-                    f"(reads v={known}); upgrade lm-eval-bias (pip install -U lm-eval-bias)"
+                    f"{where}: bias_item version v={_short(version)} is not known to this "
+                    f"lm-eval-bias (reads v={known}); upgrade lm-eval-bias "
+                    "(pip install -U lm-eval-bias)"
                 )
             try:
                 doc_id = _opt_int(rec.get("doc_id"), "doc_id")
@@ -460,7 +486,7 @@ def _read_samples(path: Path, task: str, cols: dict[str, list]) -> int:
     if with_item and rows:
         for c, values in zip(_ROW_KEYS, zip(*rows)):
             cols[c].extend(values)
-    return with_item
+    return with_item, n_lines
 
 
 def _build_table(cols: dict[str, list]) -> pd.DataFrame:
@@ -494,14 +520,52 @@ def _build_table(cols: dict[str, list]) -> pd.DataFrame:
     return table
 
 
+def _declared_counts(results: dict) -> dict[str, int]:
+    """Docs per task as lm-eval counted them (``n-samples[task].effective``, the docs evaluated
+    under each filter), where recorded."""
+    out = {}
+    n_samples = results.get("n-samples")
+    if isinstance(n_samples, dict):
+        for task, entry in n_samples.items():
+            n = entry.get("effective") if isinstance(entry, dict) else None
+            if type(n) is int and n >= 0:
+                out[str(task)] = n
+    return out
+
+
+def _check_counts(items: pd.DataFrame, counts: dict[str, int], samples: dict[str, Path],
+                  results_file: Path) -> None:
+    """lm-eval writes the results file first, then appends the samples: a crash in between can
+    cut a samples file at a line boundary, which no line shows. Each (task, filter) must have the
+    docs lm-eval counted."""
+    if not len(items) or not counts:
+        return
+    per = items.groupby(["task", "filter"], sort=True)["doc_id"].nunique()
+    for (task, filt), n in per.items():
+        expected = counts.get(task)
+        if expected is None or n == expected:
+            continue
+        if n < expected:
+            raise BiasEvalError(
+                f"{samples[task]} has {n} docs (filter {filt}) but {results_file.name} counted "
+                f"{expected}; the samples file is cut short (the run was interrupted while "
+                "writing samples), rerun lm_eval with --log_samples"
+            )
+        raise BiasEvalError(
+            f"{samples[task]} has {n} docs (filter {filt}) but {results_file.name} counted only "
+            f"{expected}; the samples file mixes runs, rerun lm_eval into a fresh --output_path"
+        )
+
+
 def read_run(path: str | Path) -> Run:
     """Read an lm-eval ``--output_path`` folder (or one ``results_*.json`` in it) into a `Run`.
 
     Refuses (`BiasEvalError`, one line naming the file): a missing folder; no results JSON; no
     samples files of that results file's timestamp (rerun with ``--log_samples``); a results file or
-    samples line that is not valid JSON (including a truncated last line); a ``bias_item`` of an
-    unknown version ``v`` or with badly typed values; a run in which no task has ``bias_item``
-    records; duplicate (task, doc_id, filter) lines. Tasks without any ``bias_item`` (e.g. a
+    samples line that is not valid JSON (including a truncated last line) or not UTF-8; a
+    ``bias_item`` of an unknown version ``v`` or with badly typed values; an empty run (no sample
+    line at all); a run in which no task has ``bias_item`` records; duplicate (task, doc_id,
+    filter) lines. Tasks without any ``bias_item`` (e.g. a
     perplexity task run alongside) are left out of the item table and listed in
     ``Run.skipped_tasks``.
     """
@@ -510,9 +574,14 @@ def read_run(path: str | Path) -> Run:
     try:
         with results_file.open("r", encoding="utf-8") as fh:
             results = json.load(fh)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise BiasEvalError(
-            f"{results_file} is not valid JSON ({exc}); the run did not finish, rerun lm_eval"
+            f"cannot read {results_file}: {exc.strerror}; check the file's permissions"
+        ) from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        reason = " ".join(str(exc).split())[:200]
+        raise BiasEvalError(
+            f"{results_file} is not valid JSON ({reason}); the run did not finish, rerun lm_eval"
         ) from None
     if not isinstance(results, dict):
         raise BiasEvalError(f"{results_file} is not an lm-eval results file; rerun lm_eval")
@@ -534,30 +603,51 @@ def read_run(path: str | Path) -> Run:
     derived = ("entropy_norm", "uncertainty")
     cols: dict[str, list] = {c: [] for c in ITEM_COLUMNS if c not in derived}
     skipped: dict[str, str] = {}
+    empty: list[str] = []
     # The cyclic GC would rescan the growing heap of parsed records again and again (about 40%
     # of the reading time on large files); nothing read here forms cycles, so pause it.
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
         for task, file in sorted(samples.items()):
-            if _read_samples(file, task, cols) == 0:
+            n_rows, n_lines = _read_samples(file, task, cols)
+            if n_lines == 0:
+                empty.append(task)
+                skipped[task] = "empty samples file (no sample logged)"
+            elif n_rows == 0:
                 skipped[task] = "no bias_item records (not an lm-eval-bias task)"
     finally:
         if gc_was_enabled:
             gc.enable()
+    counts = _declared_counts(results)
+    for task in empty:
+        if counts.get(task):
+            raise BiasEvalError(
+                f"{samples[task]} is empty but {results_file.name} counted {counts[task]} docs "
+                "for it; the run was interrupted while writing samples, rerun lm_eval with "
+                "--log_samples"
+            )
+    if not cols["task"] and len(empty) == len(samples):
+        raise BiasEvalError(
+            f"the run in {results_file.parent} is empty: its samples files "
+            f"({', '.join(samples[t].name for t in sorted(samples))}) have no lines; the run was "
+            "interrupted or evaluated no document (--limit 0?), rerun lm_eval with --log_samples"
+        )
     if not cols["task"]:
         raise BiasEvalError(
             f"no sample in {results_file.parent} has a bias_item (tasks "
-            f"{', '.join(sorted(samples))} are not lm-eval-bias tasks); run lm-eval-bias tasks "
-            "with --log_samples"
+            f"{', '.join(sorted(t for t in samples if t not in empty))} are not lm-eval-bias "
+            "tasks); run lm-eval-bias tasks with --log_samples"
         )
+    items = _build_table(cols)
+    _check_counts(items, counts, samples, results_file)
     return Run(
         path=path,
         results_file=results_file,
         timestamp=timestamp,
         results=results,
         samples_files={t: p for t, p in samples.items() if t not in skipped},
-        items=_build_table(cols),
+        items=items,
         ignored_results_files=older,
         skipped_tasks=skipped,
     )

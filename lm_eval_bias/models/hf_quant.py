@@ -28,10 +28,13 @@ and recorded as `prequantized` with its format; another method on it is a one-li
 from __future__ import annotations
 
 import logging
+import os
 import time
+from pathlib import Path
 
 from lm_eval.models.huggingface import HFLM
 
+from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.models.prefix_scoring import PrefixScoringMixin, parse_prefix_cache
 from lm_eval_bias.models.quant import QUANTIZERS
 from lm_eval_bias.models.quant._inspect import FIXED_TEXT_ID, fixed_text_logprobs, mean_kl
@@ -39,13 +42,58 @@ from lm_eval_bias.models.quant._inspect import FIXED_TEXT_ID, fixed_text_logprob
 eval_logger = logging.getLogger(__name__)
 
 
+def _looks_like_a_path(name: str) -> bool:
+    # hub ids are "name" or "org/name"; anything else with a slash, or rooted, is a folder
+    return (name.startswith(("/", "./", "../", "~", "\\")) or name.count("/") > 1
+            or (os.sep != "/" and os.sep in name))
+
+
+def check_checkpoint_location(name: str, *, revision: str = "main", subfolder: str = "",
+                              gguf_file: str | None = None) -> None:
+    """Refuse, before transformers gets to it (its errors are multi-line tracebacks about repo id
+    syntax), a `pretrained=` that cannot load: a local path that does not exist, is a file, or has
+    no config.json; or, offline (HF_HUB_OFFLINE), a hub id that is not in the local cache."""
+    path = Path(name).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise BiasEvalError(f"pretrained={name} is a file; give the checkpoint folder (the one "
+                                "save_pretrained wrote, with config.json)")
+        folder = path / subfolder if subfolder else path
+        if gguf_file is None and not (folder / "config.json").is_file():
+            raise BiasEvalError(f"pretrained={name}: no config.json in {folder}; give the folder "
+                                "save_pretrained wrote, or a Hugging Face repo id")
+        return
+    if _looks_like_a_path(name):
+        raise BiasEvalError(f"checkpoint folder not found: pretrained={name}; give an existing "
+                            "local folder (with config.json) or a Hugging Face repo id such as "
+                            "HuggingFaceTB/SmolLM2-135M")
+    try:
+        from huggingface_hub import constants, try_to_load_from_cache
+
+        if not constants.HF_HUB_OFFLINE or gguf_file is not None:
+            return  # online: transformers downloads it (and names a missing repo itself)
+        filename = f"{subfolder}/config.json" if subfolder else "config.json"
+        cached = try_to_load_from_cache(name, filename, revision=revision)
+    except Exception:  # noqa: BLE001 - an odd repo id: let transformers say what it makes of it
+        return
+    if not isinstance(cached, str):
+        raise BiasEvalError(f"pretrained={name} is not a local folder and not in the Hugging Face "
+                            f"cache, and HF_HUB_OFFLINE is set; download it once online "
+                            f"(hf download {name}) or give a local checkpoint folder")
+
+
 class HFQuantLM(PrefixScoringMixin, HFLM):
     """`HFLM` plus one quantization step. Registered as `hf-quant` by `lm_eval_bias._plugin`.
 
-    An already-built model passed as `pretrained` is quantized in place.
+    An already-built model passed as `pretrained` is quantized in place; `load_seconds` (only
+    with such a model) is how long loading it took, recorded as a normal load's would be.
     """
 
-    def __init__(self, pretrained, quant: str | None = "none", **kwargs) -> None:
+    def __init__(self, pretrained, quant: str | None = "none", load_seconds: float | None = None,
+                 **kwargs) -> None:
+        if load_seconds is not None and isinstance(pretrained, str):
+            raise BiasEvalError("hf-quant: load_seconds is only for a model object passed as "
+                                "pretrained (in-process use); remove it from model_args")
         # HFLM has no quantization argument and hands unknown model_args to `from_pretrained`,
         # so every registered method's options are taken out here; a method refuses the ones
         # it does not take (quant=none,bits=4 is an error, not a silent full-precision run).
@@ -54,6 +102,10 @@ class HFQuantLM(PrefixScoringMixin, HFLM):
         method = "none" if quant is None else str(quant).strip().lower()
         self._quantizer = QUANTIZERS.build(method, options)
         self._quantizer.validate_environment()  # before spending minutes on loading
+        if isinstance(pretrained, (str, os.PathLike)):
+            check_checkpoint_location(str(pretrained), revision=kwargs.get("revision") or "main",
+                                      subfolder=kwargs.get("subfolder") or "",
+                                      gguf_file=kwargs.get("gguf_file"))
         self._quant_report = None
         self._load_seconds = None
         # prefix_cache=true (default): score each distinct context once (models/prefix_scoring.py)
@@ -62,6 +114,11 @@ class HFQuantLM(PrefixScoringMixin, HFLM):
         super().__init__(pretrained=pretrained, **kwargs)
 
         if self._quant_report is None:  # a model object as `pretrained` skips `_create_model`
+            config = getattr(getattr(self._model, "config", None), "quantization_config", None)
+            self._use_checkpoint_config(config)
+            # `lm-eval-bias sweep` loads the weights once and passes copies: the record then
+            # carries that load's time, as it would after `_create_model`
+            self._load_seconds = load_seconds
             self._quantize()
 
     def _create_model(self, *args, **kwargs) -> None:
@@ -85,9 +142,6 @@ class HFQuantLM(PrefixScoringMixin, HFLM):
         self._quantizer.check_checkpoint(checkpoint_config)
 
     def _quantize(self) -> None:
-        if self._load_seconds is None:  # a model object as `pretrained`
-            config = getattr(getattr(self._model, "config", None), "quantization_config", None)
-            self._use_checkpoint_config(config)
         quantizer = self._quantizer
         measure = quantizer.name != "none"
         reference = None

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -246,11 +247,22 @@ def _check_columns(path: Path, have: Sequence[str], required: Sequence[str], wha
         )
 
 
+def _not_utf8(path: Path, lineno: int) -> BiasEvalError:
+    return BiasEvalError(
+        f"{path}:{lineno}: not UTF-8 text; the file is damaged, use the unmodified upstream file"
+    )
+
+
 def read_jsonl(path: Path, required: Sequence[str] = ()) -> list[dict]:
     """One dict per line; every line must be a JSON object with the `required` keys."""
     rows = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
+    # binary lines decoded one by one, so that a bad byte is reported on its own line
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise _not_utf8(path, lineno) from None
             if not line.strip():
                 continue
             try:
@@ -273,10 +285,14 @@ def read_jsonl(path: Path, required: Sequence[str] = ()) -> list[dict]:
 
 def read_csv(path: Path, required: Sequence[str] = ()) -> list[dict[str, str]]:
     """Rows of a CSV file with a header (quoted fields may contain newlines)."""
-    with open(path, encoding="utf-8", newline="") as fh:
-        reader = csv.DictReader(fh)
-        _check_columns(path, list(reader.fieldnames or []), required, "the header")
-        return list(reader)
+    data = Path(path).read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(path, data.count(b"\n", 0, exc.start) + 1) from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    _check_columns(path, list(reader.fieldnames or []), required, "the header")
+    return list(reader)
 
 
 def hub_file(repo_id: str, filename: str, revision: str, local_relpath: str) -> Path:

@@ -115,6 +115,13 @@ def _sample_line(spec: dict) -> dict:
     return line
 
 
+def _n_docs(lines: list[dict]) -> int:
+    per_filter: dict[str, int] = {}
+    for ln in lines:
+        per_filter[ln["filter"]] = per_filter.get(ln["filter"], 0) + 1
+    return max(per_filter.values(), default=0)
+
+
 def write_run(out: Path, items: list[dict], *, ts: str = DEFAULT_TS,
               model_name: str = "tiny/llama", model: str = "hf-quant",
               model_args: dict | str | None = None, quantization=None, versions: dict | None = None,
@@ -175,7 +182,9 @@ def write_run(out: Path, items: list[dict], *, ts: str = DEFAULT_TS,
         "versions": versions,
         "n-shot": n_shot,
         "higher_is_better": {t: {"acc": True} for t in by_task},
-        "n-samples": {t: {"original": len(ln), "effective": len(ln)} for t, ln in by_task.items()},
+        # lm-eval counts docs (per filter), not lines: a doc has one line per filter
+        "n-samples": {t: {"original": _n_docs(ln), "effective": _n_docs(ln)}
+                      for t, ln in by_task.items()},
         "config": config,
         "git_hash": None,
         "date": 1748779200.0,

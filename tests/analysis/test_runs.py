@@ -243,3 +243,49 @@ def test_messages_are_single_line_even_for_odd_paths(tmp_path):
     os.remove(files.samples["bias_a"])
     os.remove(files.samples["bias_b"])
     refused(weird, "--log_samples")
+
+
+def test_refuses_bytes_that_are_not_utf8_naming_their_own_line(tmp_path):
+    # 40 lines of ~1.5 kB: the bad byte sits far past the first 8 kB read-ahead of a text reader,
+    # which would blame whichever line started that chunk
+    items = [dict(ITEMS[0], doc_id=d) for d in range(40)]
+    files = write_run(tmp_path / "run", items)
+    path = files.samples["bias_a"]
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[30] = lines[30].replace(b'"Religion"', b'"Relig\xff\xfeion"', 1)
+    path.write_bytes(b"".join(lines))
+    refused(files.out, f"{path}:31:", "not UTF-8")
+
+
+def test_refuses_a_lone_nan_line_and_a_nan_doc_id(tmp_path):
+    files = write_run(tmp_path / "run", ITEMS)
+    path = files.samples["bias_a"]
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text(lines[0] + "NaN\n" + lines[1])
+    refused(files.out, f"{path}:2:", "JSON object")
+    path.write_text(lines[0] + lines[1].replace('"doc_id": 1,', '"doc_id": NaN,', 1))
+    refused(files.out, f"{path}:2:", "doc_id is missing")
+
+
+def test_refuses_a_file_cut_at_a_line_boundary(tmp_path):
+    # lm-eval writes results_*.json first, then appends the samples: a crash in between leaves
+    # whole lines missing, which only lm-eval's own count (n-samples) can tell
+    files = write_run(tmp_path / "run", PLANTED_BASE)
+    path = files.samples["bias_a"]
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:5]))
+    refused(files.out, str(path), "has 5 docs", "counted 8", "cut short", "--log_samples")
+
+
+def test_refuses_an_empty_run(tmp_path):
+    files = write_run(tmp_path / "run", [], tasks=["bias_a", "bias_b"])
+    refused(files.out, "is empty", "samples_bias_a_", "samples_bias_b_", "--log_samples")
+    # an empty samples file next to a task that lm-eval counted docs for: interrupted
+    files = write_run(tmp_path / "run2", ITEMS)
+    files.samples["bias_b"].write_text("")
+    refused(files.out, f"{files.samples['bias_b']} is empty", "counted 2 docs", "interrupted")
+
+
+def test_refuses_a_doc_id_beyond_64_bits(tmp_path):
+    files = write_run(tmp_path / "run", [dict(ITEMS[0], doc_id=2 ** 70)])
+    refused(files.out, f"{files.samples['bias_a']}:1:", "doc_id must be an integer")

@@ -174,3 +174,67 @@ def test_lm_eval_cli_builtin_hf_still_works(tiny_llama_dir, mc_task_dir, tmp_pat
                            tmp_path / "out")
     assert "acc,none" in results["results"]["hfq_tiny_mc"]
     assert "quantization" not in results["config"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad checkpoints and settings: one-line BiasEvalError before transformers gets to them.
+
+
+@pytest.mark.parametrize("kind,message", [
+    ("missing", "checkpoint folder not found: pretrained={path}; give an existing local folder"),
+    ("file", "pretrained={path} is a file; give the checkpoint folder"),
+    ("no config", "pretrained={path}: no config.json in {path}; give the folder"),
+    ("hub id offline", ("pretrained=nobody/not-cached-anywhere is not a local folder and not in "
+                        "the Hugging Face cache, and HF_HUB_OFFLINE is set")),
+])
+def test_a_checkpoint_that_cannot_load_is_one_line(tmp_path, kind, message):
+    path = tmp_path / "ckpt"
+    if kind == "file":
+        path.write_text("not a model")
+    elif kind == "no config":
+        path.mkdir()
+        (path / "model.safetensors").write_bytes(b"")
+    elif kind == "hub id offline":
+        path = "nobody/not-cached-anywhere"   # HF_HUB_OFFLINE=1 in tests (conftest)
+    with pytest.raises(BiasEvalError) as err:
+        HFQuantLM(pretrained=str(path), device="cpu", quant="rtn", bits=4)
+    assert str(err.value).startswith(message.format(path=path)), str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_a_quantization_that_touches_no_module_is_refused(tiny_llama_dir):
+    # skip patterns that exclude every layer would silently evaluate full precision
+    with pytest.raises(BiasEvalError, match="quantization touched no module.*check skip=") as err:
+        HFQuantLM(pretrained=str(tiny_llama_dir), device="cpu", quant="rtn", bits=4,
+                  group_size=32, skip="*")
+    assert "\n" not in str(err.value)
+
+
+# A library that is not installed, for real: a child interpreter in which `import bitsandbytes`
+# fails and importlib finds no spec for it (sys.modules[name] = None is Python's documented way
+# to block an import), running the unmodified lm_eval command. No quantizer is mocked.
+_WITHOUT_BITSANDBYTES = (
+    "import sys; sys.modules['bitsandbytes'] = None; "
+    "import importlib.util; assert importlib.util.find_spec('bitsandbytes') is None; "
+    "from lm_eval.__main__ import cli_evaluate; sys.argv[0] = 'lm_eval'; sys.exit(cli_evaluate())"
+)
+
+
+def test_missing_quantization_library_in_a_real_process(tiny_llama_dir, mc_task_dir, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_BITSANDBYTES, "run", "--model", "hf-quant",
+         "--model_args", f"pretrained={tiny_llama_dir},quant=nf4", "--device", "cpu",
+         "--tasks", "hfq_tiny_mc", "--include_path", str(mc_task_dir), "--output_path",
+         str(out), "--log_samples"],
+        capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode != 0
+    # lm_eval's own CLI prints the traceback; its last line is our one-line error
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("lm_eval_bias.errors.BiasEvalError: quant=nf4 needs bitsandbytes, "
+                           "which is not installed; run: pip install \"lm-eval-bias[bnb]\""), \
+        proc.stderr[-2000:]
+    assert not out.exists()   # refused before loading: no run folder, no partial results

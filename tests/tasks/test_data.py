@@ -232,3 +232,39 @@ def test_readers(tmp_path):
     assert read_csv(csv_path, ["a", "b"]) == [{"a": "1", "b": "two\nlines"}]
     with pytest.raises(BiasEvalError, match="lacks column"):
         read_csv(csv_path, ["a", "c"])
+
+
+def test_hub_files_offline_fail_at_once_in_one_line(tmp_path, monkeypatch):
+    # HF_HUB_OFFLINE=1 / HF_DATASETS_OFFLINE=1 (conftest): no waiting for network timeouts
+    import time
+
+    from lm_eval_bias.tasks import discrim_eval, rtp
+
+    monkeypatch.setenv(_data.DATA_DIR_ENV, str(tmp_path))
+    for load, where in ((lambda: discrim_eval.load_discrim_eval_docs("implicit"),
+                         "Anthropic/discrim-eval"),
+                        (lambda: rtp.load_rtp_docs("full"), "allenai/real-toxicity-prompts")):
+        start = time.monotonic()
+        with pytest.raises(BiasEvalError) as err:
+            load()
+        assert time.monotonic() - start < 10
+        msg = _one_line(err.value)
+        assert where in msg and ("go online" in msg or "HF_HUB_OFFLINE" in msg), msg
+
+
+def test_data_files_that_are_not_utf8_name_their_line(demo_copy):
+    path = demo_copy / "bbq" / "data" / "Age.jsonl"
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[7] = lines[7].replace(b"the", b"th\xe9", 1)   # latin-1 bytes in a UTF-8 file
+    path.write_bytes(b"".join(lines))
+    with pytest.raises(BiasEvalError) as err:
+        bbq.load_bbq_docs("Age")
+    msg = _one_line(err.value)
+    assert f"{path}:8: not UTF-8" in msg
+    csv_path = demo_copy / "bbq" / "supplemental" / "additional_metadata.csv"
+    rows = csv_path.read_bytes().split(b"\n")
+    rows[3] = rows[3] + b"\xff"
+    csv_path.write_bytes(b"\n".join(rows))
+    with pytest.raises(BiasEvalError) as err:
+        read_csv(csv_path)
+    assert f"{csv_path}:4: not UTF-8" in _one_line(err.value)
