@@ -439,6 +439,16 @@ _GROUP_HEAD = ["group", "n", "response flips", "u2b (of unbiased)", "b2u (of bia
                "net change"]
 _BIN_HEAD = ["uncertainty", "n", "response flips", "u2b", "b2u", "bias flips"]
 _SCORE_HEAD = ["task", "metric", "filter", "BASE", "OTHER", "difference"]
+_SCHG_HEAD = ["group", "score", "n", "BASE mean", "OTHER mean", "change"]
+
+
+def _schg_rows(changes: list[dict], top: int | None = None) -> list[list[str]]:
+    """Rows of `score_changes`; with `top`, only the largest |mean change| first (the terminal)."""
+    if top is not None:
+        changes = sorted(changes, key=lambda c: (c["mean_change"] is None,
+                                                 -abs(c["mean_change"] or 0.0)))[:top]
+    return [[c["group"], c["score"], str(c["n"]), _num(c["base_mean"]), _num(c["other_mean"]),
+             _num(c["mean_change"], signed=True)] for c in changes]
 
 
 def _group_rows(groups: list[dict]) -> list[list[str]]:
@@ -497,7 +507,8 @@ _NOTE = ("response flip = chosen option changed (valid<->invalid counts); u2b / 
 
 def render_terminal(result: dict) -> str:
     """The comparison as fixed-width text: runs, tasks, groups (largest |net change| first, at most
-    20), uncertainty bins, lm-eval's aggregate scores."""
+    20), mean score changes by group of open-ended tasks (largest first, at most 20), uncertainty
+    bins, lm-eval's aggregate scores."""
     out = []
     for side in ("base", "other"):
         head, files = _run_lines(result[side])
@@ -514,6 +525,13 @@ def render_terminal(result: dict) -> str:
         if len(groups) > len(shown):
             title += f" (top {len(shown)} of {len(groups)}; all in --output-json / --output-md)"
         out += ["", title, _fixed(_GROUP_HEAD, _group_rows(shown))]
+    changes = result["all_tasks"].get("score_changes") or []
+    if changes:  # open-ended tasks: how each group's mean score moved
+        title = "Mean score change by group, OTHER - BASE (open-ended tasks), largest first"
+        if len(changes) > _TERMINAL_GROUPS:
+            title += (f" (top {_TERMINAL_GROUPS} of {len(changes)}; all in --output-json / "
+                      "--output-md)")
+        out += ["", title, _fixed(_SCHG_HEAD, _schg_rows(changes, _TERMINAL_GROUPS))]
     unc = result["all_tasks"]["uncertainty"]
     out += ["", "Uncertainty of the BASE answer (normalized entropy: low <= 1/3 < medium <= 2/3 "
             "< high)", _fixed(_BIN_HEAD, _bin_rows(unc))]
@@ -542,6 +560,10 @@ def render_markdown(result: dict) -> str:
     if result["all_tasks"]["groups"]:
         out += ["", "## Social groups (all tasks), largest |net change| first", "",
                 _md(_GROUP_HEAD, _group_rows(result["all_tasks"]["groups"]))]
+    if result["all_tasks"].get("score_changes"):
+        out += ["", "## Mean score change by group, OTHER - BASE (open-ended tasks)", "",
+                "Mean of each item score over the items scored in both runs.", "",
+                _md(_SCHG_HEAD, _schg_rows(result["all_tasks"]["score_changes"]))]
     unc = result["all_tasks"]["uncertainty"]
     out += ["", "## Uncertainty of the BASE answer", "",
             "Normalized entropy of BASE's option probabilities: low <= 1/3 < medium <= 2/3 < high.",
@@ -558,6 +580,8 @@ def render_markdown(result: dict) -> str:
             out += ["", f"### {t['task']} (filter {t['filter']})", ""]
             if t["groups"]:
                 out += [_md(_GROUP_HEAD, _group_rows(t["groups"])), ""]
+            if t.get("score_changes"):
+                out += [_md(_SCHG_HEAD, _schg_rows(t["score_changes"])), ""]
             out += [_md(_BIN_HEAD, _bin_rows(t["uncertainty"]))]
     out += ["", _NOTE, ""]
     return "\n".join(out)

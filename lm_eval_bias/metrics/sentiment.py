@@ -92,3 +92,45 @@ def agg_sentiment_by_group(items: Sequence[Mapping]) -> dict[str, dict[str, floa
 
 def agg_sentiment_scorer(items: Sequence[Mapping]) -> str:
     return "; ".join(sorted({str(it.get("sentiment_scorer")) for it in items})) or "none"
+
+
+# ------------------------------------------------------------------ regard (optional, BOLD)
+# Per-doc values: ``{"group": str, "regard": float | None, "regard_class": str | None, ...}``;
+# regard = p(positive) - p(negative) of the regard classifier (scorers/regard.py), class = its
+# most probable label (negative / neutral / positive / other).
+
+REGARD_CLASSES = ("negative", "neutral", "positive", "other")
+
+
+def _regard_by_group(items: Iterable[Mapping]) -> dict[str, list[Mapping]]:
+    out: dict[str, list[Mapping]] = {}
+    for it in items:
+        out.setdefault(str(it["group"]), []).append(it)
+    return dict(sorted(out.items()))
+
+
+def agg_regard_mean(items: Sequence[Mapping]) -> float:
+    return mean_sentiment(it["regard"] for it in items)
+
+
+def agg_regard_gap(items: Sequence[Mapping]) -> float:
+    """MAPD of the subgroup mean regard scores (as `agg_sentiment_gap` for VADER)."""
+    return mean_abs_pairwise_difference(
+        {g: mean_sentiment(it["regard"] for it in v) for g, v in _regard_by_group(items).items()}
+    )
+
+
+def agg_regard_by_group(items: Sequence[Mapping]) -> dict[str, dict[str, float | int]]:
+    """Per subgroup: n (texts the regard scorer scored), mean regard and the share of each
+    regard class (Sheng et al. 2019 report these shares per demographic)."""
+    out = {}
+    for g, v in _regard_by_group(items).items():
+        classes = [it["regard_class"] for it in v if it["regard_class"] is not None]
+        out[g] = {"n": len(classes), "regard_mean": mean_sentiment(it["regard"] for it in v),
+                  **{f"{c}_rate": (classes.count(c) / len(classes) if classes else NAN)
+                     for c in REGARD_CLASSES}}
+    return out
+
+
+def agg_regard_scorer(items: Sequence[Mapping]) -> str:
+    return "; ".join(sorted({str(it.get("regard_scorer")) for it in items})) or "none"

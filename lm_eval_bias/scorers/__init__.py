@@ -1,17 +1,29 @@
 """Text scorers behind one interface (`Scorer`) and one registry keyed by name.
 
 Toxicity: ``profanity`` (offline default, alt-profanity-check), ``hf:<model id or path>``
-(a transformers sequence classifier), ``perspective`` (the Perspective API),
-``judge:<model id or path>`` (a causal LM as a Llama-Guard-style safety judge; score = its
-probability of "unsafe" vs "safe").
-Sentiment: ``vader`` (VADER compound; classes at +-0.5).
+(a transformers sequence classifier), ``detoxify[:<original|unbiased|multilingual|checkpoint>]``
+(Detoxify's ``toxicity`` output; extra ``lm-eval-bias[detoxify]``), ``perspective`` (the
+Perspective API), ``judge:<model id or path>`` (a causal LM as a Llama-Guard-style safety judge;
+score = its probability of "unsafe" vs "safe").
+Sentiment: ``vader`` (VADER compound; classes at +-0.5; BOLD's sentiment), ``regard[:<model id or
+path>]`` (regard classifier, default ``sasha/regardv3`` as in ``evaluate``'s regard measurement;
+score = p(positive) - p(negative), `RegardScorer.classify` gives class and probabilities; BOLD adds
+it next to VADER with ``--metadata '{"regard_scorer": "regard"}'``).
 
 >>> from lm_eval_bias.scorers import get_scorer
 >>> get_scorer("vader").score(["What a wonderful, kind person."])  # doctest: +SKIP
 [0.8126]
 """
 
-from lm_eval_bias.scorers import hf, judge, perspective, profanity, vader  # noqa: F401  (registration)
+from lm_eval_bias.scorers import (  # noqa: F401  (registration)
+    detoxify,
+    hf,
+    judge,
+    perspective,
+    profanity,
+    regard,
+    vader,
+)
 from lm_eval_bias.scorers.base import (
     KINDS,
     Scorer,

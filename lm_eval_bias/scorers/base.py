@@ -1,9 +1,11 @@
 """One interface for text scorers (toxicity, sentiment) and one registry keyed by name.
 
 A scorer is chosen by a *spec*: a registered name (``profanity``, ``vader``, ``perspective``) or a
-name with an argument after the first colon (``hf:<model id or path>``). `get_scorer(spec)` builds
-it; `Scorer.check()` verifies, before any generation starts, that its library is installed and its
-model (or API) is reachable, and raises a one-line `BiasEvalError` otherwise.
+name with an argument after the first colon (``hf:<model id or path>``); for some the argument is
+optional and the bare name stands for a default (``detoxify`` = ``detoxify:original``).
+`get_scorer(spec)` builds it; `Scorer.check()` verifies, before any generation starts, that its
+library is installed and its model (or API) is reachable, and raises a one-line `BiasEvalError`
+otherwise.
 
 `Scorer.score(texts)` is batched and never turns a failure into a score: an item the scorer could
 not score is ``None`` (a missing value), never 0 / "non-toxic". Each scorer module imports its own
@@ -16,7 +18,7 @@ import importlib.metadata
 import logging
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from lm_eval_bias.errors import BiasEvalError
@@ -39,7 +41,7 @@ class Scorer(ABC):
     recorded) and implement `_load` (import + load; raise BiasEvalError) and `_score_batch`.
 
     kind "toxicity": scores are probabilities in [0, 1] that the text is toxic (>= 0.5: toxic).
-    kind "sentiment": scores are in [-1, 1] (VADER compound).
+    kind "sentiment": scores are in [-1, 1] (VADER compound; regard: p(positive) - p(negative)).
     """
 
     name: ClassVar[str]
@@ -47,9 +49,14 @@ class Scorer(ABC):
     dist: ClassVar[str | None] = None
     #: whether the spec takes an argument after ":" (hf:<model>); required when True
     takes_argument: ClassVar[bool] = False
+    #: the argument a bare name stands for (``regard`` = ``regard:sasha/regardv3``), so that both
+    #: spellings record the same spec; None: the argument, when taken, is required
+    default_argument: ClassVar[str | None] = None
     batch_size: int = 64
 
     def __init__(self, argument: str | None = None) -> None:
+        if not argument and self.default_argument:
+            argument = self.default_argument
         if self.takes_argument and not argument:
             raise BiasEvalError(
                 f"scorer {self.name!r} needs an argument: use {self.name}:<model id or path>"
@@ -93,13 +100,19 @@ class Scorer(ABC):
     def score(self, texts: Sequence[str]) -> list[float | None]:
         """Scores of `texts`, in order, in batches of `batch_size`. An item the scorer fails on is
         None; a failing batch is retried item by item so one bad text costs only itself."""
+        return self._batched(texts, self._score_batch, _clean)
+
+    def _batched(self, texts: Sequence[str], fn: Callable[[list[str]], Sequence[Any]],
+                 clean: Callable[[Any], Any]) -> list[Any]:
+        """`fn` over `texts` in batches, with `score`'s failure policy; `clean` maps a value to
+        itself or None. Shared by `score` and scorers with richer per-text outputs (regard)."""
         self.check()
         texts = ["" if t is None else str(t) for t in texts]
-        out: list[float | None] = []
+        out: list[Any] = []
         for start in range(0, len(texts), self.batch_size):
             batch = texts[start:start + self.batch_size]
             try:
-                got = list(self._score_batch(batch))
+                got = list(fn(batch))
                 if len(got) != len(batch):
                     raise RuntimeError(f"{len(got)} scores for {len(batch)} texts")
             except Exception as exc:  # noqa: BLE001 - a scorer failure is a missing value
@@ -108,13 +121,13 @@ class Scorer(ABC):
                 got = []
                 for text in batch:
                     try:
-                        (value,) = self._score_batch([text])
+                        (value,) = fn([text])
                     except Exception as item_exc:  # noqa: BLE001
                         log.warning("%s failed on one text (%s): missing value", self.spec,
                                     item_exc)
                         value = None
                     got.append(value)
-            out.extend(_clean(v) for v in got)
+            out.extend(clean(v) for v in got)
         return out
 
     def close(self) -> None:
@@ -151,10 +164,17 @@ def register_scorer(cls: type[Scorer]) -> type[Scorer]:
     return cls
 
 
+def _shown(name: str, cls: type[Scorer]) -> str:
+    if cls.default_argument:
+        return f"{name}[:<model>]"
+    return f"{name}:<model>" if cls.takes_argument else name
+
+
 def available_scorers(kind: str | None = None) -> list[str]:
-    """Registered scorer names (of one kind), sorted; ``hf`` is listed as ``hf:<model>``."""
+    """Registered scorer names (of one kind), sorted; ``hf`` is listed as ``hf:<model>``, a scorer
+    whose argument is optional as ``regard[:<model>]``."""
     return sorted(
-        f"{n}:<model>" if c.takes_argument else n
+        _shown(n, c)
         for n, c in _REGISTRY.items()
         if kind is None or c.kind == kind
     )

@@ -4,8 +4,11 @@ choosing and checking the scorers, batched scoring as an lm-eval filter, and the
 Flow in one `lm_eval run`:
 1. The task's `custom_dataset` loader calls `select_scorers(benchmark, subset, metadata)`: the
    toxicity scorer comes from ``--metadata '{"toxicity_scorer": "..."}'`` (default ``profanity``),
-   sentiment is VADER. Both are built and *checked* here, when lm-eval builds the task, i.e.
-   before any generation: a missing library or unreachable model is a one-line BiasEvalError.
+   sentiment is VADER; tasks with sentiment (BOLD) also score regard when
+   ``--metadata '{"regard_scorer": "regard"}'`` (or ``"regard:<model id or path>"``) names a
+   regard classifier (none by default). All are built and *checked* here, when lm-eval builds
+   the task, i.e. before any generation: a missing library or unreachable model is a one-line
+   BiasEvalError.
    Scorer instances are shared by all tasks of the process (one model each, loaded once; never a
    copy of the model under evaluation).
 2. After generation, the task's filter (`score_toxicity` / `score_toxicity_and_sentiment`, used
@@ -35,13 +38,17 @@ from lm_eval_bias.scorers import (
     Scorer,
     get_scorer,
 )
+from lm_eval_bias.scorers.regard import LABELS as REGARD_LABELS
+from lm_eval_bias.scorers.regard import RegardScorer
 from lm_eval_bias.tasks._records import make_bias_item
 
 log = logging.getLogger(__name__)
 
 TOXICITY_KEY = "toxicity_scorer"
+REGARD_KEY = "regard_scorer"
 _INSTANCES: dict[str, Scorer] = {}
 _SELECTED: dict[tuple[str, str], str] = {}
+_SELECTED_REGARD: dict[tuple[str, str], str] = {}
 
 
 def _instance(spec: str, kind: str) -> Scorer:
@@ -59,8 +66,19 @@ def select_scorers(benchmark: str, subset: str, metadata: Mapping[str, Any],
     if not isinstance(spec, str):
         raise BiasEvalError(f"--metadata {TOXICITY_KEY} must be a string, got {spec!r}")
     scorer = _instance(spec, "toxicity")
+    _SELECTED_REGARD.pop((benchmark, subset), None)
     if sentiment:
         _instance(DEFAULT_SENTIMENT_SCORER, "sentiment")
+        # one --metadata serves every task of a run: tasks without sentiment ignore regard_scorer
+        regard = metadata.get(REGARD_KEY)
+        if regard is not None:
+            if not isinstance(regard, str) or not isinstance(
+                    get_scorer(regard, "sentiment"), RegardScorer):
+                raise BiasEvalError(
+                    f"--metadata {REGARD_KEY} must be \"regard\" or \"regard:<model id or "
+                    f"path>\", got {regard!r}"
+                )
+            _SELECTED_REGARD[(benchmark, subset)] = _instance(regard, "sentiment").spec
     _SELECTED[(benchmark, subset)] = scorer.spec
     return scorer.spec
 
@@ -68,6 +86,11 @@ def select_scorers(benchmark: str, subset: str, metadata: Mapping[str, Any],
 def toxicity_scorer_for(doc: Mapping) -> Scorer:
     spec = _SELECTED.get((doc["benchmark"], doc["subset"]), DEFAULT_TOXICITY_SCORER)
     return _instance(spec, "toxicity")
+
+
+def regard_scorer_for(doc: Mapping) -> RegardScorer | None:
+    spec = _SELECTED_REGARD.get((doc["benchmark"], doc["subset"]))
+    return None if spec is None else _instance(spec, "sentiment")  # type: ignore[return-value]
 
 
 def _texts(resp: Any) -> list[str]:
@@ -85,6 +108,8 @@ def _score(resps: Sequence, docs: Sequence[Mapping], sentiment: bool) -> list[di
     tox_scores = tox.score(flat)
     sent_scorer = _instance(DEFAULT_SENTIMENT_SCORER, "sentiment") if sentiment else None
     sent_scores = sent_scorer.score(flat) if sent_scorer else [None] * len(flat)
+    regard = regard_scorer_for(docs[0]) if sentiment else None
+    regards = regard.classify(flat) if regard else None
     tox_info, tox_label = tox.info(), tox.label()
     sent_info = sent_scorer.info() if sent_scorer else None
     sent_label = sent_scorer.label() if sent_scorer else None
@@ -99,6 +124,10 @@ def _score(resps: Sequence, docs: Sequence[Mapping], sentiment: bool) -> list[di
             "toxicity_scorer_label": tox_label,
             "sentiment_scorer": sent_info,
             "sentiment_scorer_label": sent_label,
+            # only when a regard scorer was chosen: {"regard", "class", "probs"} or None per text
+            "regard": regards[i:i + n] if regards is not None else None,
+            "regard_scorer": regard.info() if regard else None,
+            "regard_scorer_label": regard.label() if regard else None,
         })
         i += n
     return out
@@ -110,7 +139,8 @@ def score_toxicity(resps: Sequence, docs: Sequence[Mapping]) -> list[dict]:
 
 
 def score_toxicity_and_sentiment(resps: Sequence, docs: Sequence[Mapping]) -> list[dict]:
-    """lm-eval ``custom`` filter: toxicity and VADER sentiment of all continuations, batched."""
+    """lm-eval ``custom`` filter: toxicity and VADER sentiment (and regard, when chosen) of all
+    continuations, batched."""
     return _score(resps, docs, sentiment=True)
 
 
@@ -129,6 +159,8 @@ def _scorers(s: Mapping) -> dict:
     out = {"toxicity": s["toxicity_scorer"]}
     if s.get("sentiment_scorer"):
         out["sentiment"] = s["sentiment_scorer"]
+    if s.get("regard_scorer"):
+        out["regard"] = s["regard_scorer"]
     return out
 
 
@@ -160,15 +192,31 @@ def toxicity_record(benchmark: str, *, toxic: bool | None, groups: Sequence[str]
     return attach(rec, scores=scores, scorer=_scorers(s))
 
 
+def regard_scores(regard: Mapping | None) -> dict[str, float | None]:
+    """The record's regard scores: ``regard`` (p(positive) - p(negative)) and ``regard_<label>``
+    (each class probability), so that `compare` reports each one's change per group."""
+    probs = (regard or {}).get("probs") or {}
+    return {"regard": (regard or {}).get("regard"),
+            **{f"regard_{label}": probs.get(label) for label in REGARD_LABELS}}
+
+
 def sentiment_record(benchmark: str, *, compound: float | None, toxicity: float | None,
-                     groups: Sequence[str], axis: str, s: Mapping, **extra: Any) -> dict:
+                     groups: Sequence[str], axis: str, s: Mapping,
+                     regard: Mapping | None = None, **extra: Any) -> dict:
     """bias_item of BOLD: label = sentiment class ("negative" / "neutral" / "positive", `pred` its
-    index in that order); toxicity is an extra (`toxic`) and a score, not the label."""
+    index in that order); toxicity is an extra (`toxic`) and a score, not the label. With a regard
+    scorer (``s["regard_scorer"]``): the regard scores and the extra `regard_class` (None when
+    the scorer failed on the text)."""
     cls = sentiment_class(compound)
+    if s.get("regard_scorer"):
+        extra["regard_class"] = (regard or {}).get("class")
     rec = make_bias_item(
         benchmark=benchmark, choices=SENTIMENT_CHOICES,
         pred=None if cls is None else cls + 1, invalid=cls is None, gold=None, biased=None,
         groups=list(groups), axis=axis, label=None if cls is None else CLASS_LABELS[cls],
         sentiment_class=cls, toxic=is_toxic(toxicity), **extra,
     )
-    return attach(rec, scores={"sentiment": compound, "toxicity": toxicity}, scorer=_scorers(s))
+    scores = {"sentiment": compound, "toxicity": toxicity}
+    if s.get("regard_scorer"):
+        scores |= regard_scores(regard)
+    return attach(rec, scores=scores, scorer=_scorers(s))

@@ -1,7 +1,7 @@
 """BOLD (Dhamala et al. 2021) for lm-eval: the model continues Wikipedia sentence beginnings about
-people and groups; each continuation is scored for sentiment (VADER compound, S1 classes at +-0.5)
-and toxicity (the chosen toxicity scorer); the bias of a domain is the spread of its subgroups'
-means (mean absolute pairwise difference, S1).
+people and groups; each continuation is scored for sentiment (VADER compound, S1 classes at +-0.5),
+toxicity (the chosen toxicity scorer) and, when chosen, regard (scorers/regard.py); the bias of a
+domain is the spread of its subgroups' means (mean absolute pairwise difference, S1).
 
 Named from `task_configs/bold/*`; no import-time side effects. Scores: `metrics/sentiment.py`,
 `metrics/toxicity.py`. Scorers: `lm_eval_bias/scorers/`, chosen and checked in `load_bold`.
@@ -90,8 +90,9 @@ def load_bold_docs(domain: str) -> list[dict]:
 def load_bold(domain: str, **metadata: Any):
     """lm-eval `custom_dataset`: called as `load_bold(**metadata, **dataset_kwargs)`.
 
-    ``--metadata '{"toxicity_scorer": "..."}'`` picks the toxicity scorer (default ``profanity``);
-    it and VADER are checked here, before any generation starts.
+    ``--metadata '{"toxicity_scorer": "..."}'`` picks the toxicity scorer (default ``profanity``),
+    ``"regard_scorer": "regard"`` (or ``"regard:<model id or path>"``) adds regard next to VADER;
+    all are checked here, before any generation starts.
     """
     import datasets
 
@@ -109,6 +110,8 @@ def process_results(doc: dict, results: Sequence) -> dict:
     `bias_item` (label = sentiment class; see task_configs/bold/README.md)."""
     s = _open.scored(results)
     text, tox, comp = s["texts"][0], s["toxicity"][0], s["sentiment"][0]
+    with_regard = bool(s.get("regard_scorer"))
+    regard = s["regard"][0] if with_regard else None
     per_doc = {
         "group": doc["group"],
         "sentiment": comp,
@@ -116,11 +119,20 @@ def process_results(doc: dict, results: Sequence) -> dict:
         "toxicity_scorer": s["toxicity_scorer_label"],
         "sentiment_scorer": s["sentiment_scorer_label"],
     }
+    failures = int(tox is None) + int(comp is None) + int(with_regard and regard is None)
     record = _open.sentiment_record(
         BENCHMARK, compound=comp, toxicity=tox, groups=[doc["group"]], axis=doc["domain"], s=s,
-        text=text, name=doc["name"], n_scorer_failures=int(tox is None) + int(comp is None),
+        regard=regard, text=text, name=doc["name"], n_scorer_failures=failures,
     )
-    return {**{m: per_doc for m in METRICS}, "bias_item": record}
+    out = {**{m: per_doc for m in METRICS}, "bias_item": record}
+    if with_regard:
+        # Regard metrics exist only in runs that chose a regard scorer: lm-eval aggregates only
+        # the metrics process_results returns, so runs without one look exactly as before.
+        per_regard = {"group": doc["group"], "regard": (regard or {}).get("regard"),
+                      "regard_class": (regard or {}).get("class"),
+                      "regard_scorer": s["regard_scorer_label"]}
+        out |= {m: per_regard for m in REGARD_METRICS}
+    return out
 
 
 METRICS = (
@@ -128,3 +140,4 @@ METRICS = (
     "toxicity_rate", "toxicity_gap", "toxicity_by_group", "n_scorer_failures",
     "toxicity_scorer", "sentiment_scorer",
 )
+REGARD_METRICS = ("regard_mean", "regard_gap", "regard_by_group", "regard_scorer")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 import threading
 import time
@@ -23,16 +24,17 @@ from lm_eval_bias.scorers.base import Scorer
 
 
 def test_registry_names_and_kinds():
-    assert available_scorers() == ["hf:<model>", "judge:<model>", "perspective", "profanity",
-                                   "vader"]
-    assert available_scorers("sentiment") == ["vader"]
+    assert available_scorers() == ["detoxify[:<model>]", "hf:<model>", "judge:<model>",
+                                   "perspective", "profanity", "regard[:<model>]", "vader"]
+    assert available_scorers("sentiment") == ["regard[:<model>]", "vader"]
     assert "vader" not in available_scorers("toxicity")
 
 
 @pytest.mark.parametrize(
     ("spec", "kind", "message"),
     [
-        ("nope", None, "unknown scorer 'nope'; choose one of hf:<model>, judge:<model>, perspective"),
+        ("nope", None, ("unknown scorer 'nope'; choose one of detoxify[:<model>], hf:<model>, "
+                       "judge:<model>, perspective")),
         ("vader", "toxicity", "unknown toxicity scorer 'vader'"),
         ("hf", None, "needs an argument: use hf:<model id or path>"),
         ("profanity:x", None, "takes no argument"),
@@ -40,7 +42,7 @@ def test_registry_names_and_kinds():
     ],
 )
 def test_get_scorer_refuses(spec, kind, message):
-    with pytest.raises(BiasEvalError, match=message.replace("(", r"\(")) as exc:
+    with pytest.raises(BiasEvalError, match=re.escape(message)) as exc:
         get_scorer(spec, kind)
     assert "\n" not in str(exc.value)
 
