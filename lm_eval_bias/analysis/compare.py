@@ -199,7 +199,7 @@ def _check_scorers(base: Run, other: Run, tasks: list[str], allow: bool) -> list
         raise BiasEvalError(
             f"task {d['task']} was scored by {d['base']} in BASE but {d['other']} in OTHER "
             f"({d['metric']}); scores from different scorers are not comparable: rerun both "
-            "with the same --metadata toxicity_scorer, or allow it explicitly "
+            f"with the same --metadata {d['metric']}, or allow it explicitly "
             "(--allow-different-scorers)"
         )
     return diffs

@@ -77,7 +77,9 @@ def _write(tmp, name, *, model_name="org/tiny", group_name="Muslim", dtype="torc
     else:
         quant = {"method": "rtn", "bits": BITS[name], "group_size": 128, "sym": False,
                  "model_bytes_before": 10, "model_bytes_after": 3,
-                 "quantize_seconds": 1.0 + seed}   # volatile: must not split the seeds
+                 # measurements, not settings: must not split the seeds into two conditions
+                 "quantize_seconds": 1.0 + seed, "load_seconds": 2.0 + seed,
+                 "kl_fixed_text": 0.01 * (1 + seed)}
     files = write_run(tmp / name, _items(name, group_name=group_name), model_name=model_name,
                       quantization=quant, tasks=["wikitext"],
                       scores={"wikitext": {"word_perplexity,none": PPL[name]}},
