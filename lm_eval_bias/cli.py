@@ -38,6 +38,7 @@ class Compare(Subcommand):
     examples = """
 lm-eval-bias compare runs/fp32 runs/w4
 lm-eval-bias compare runs/fp32 runs/w4 --output-json cmp.json --output-md cmp.md
+lm-eval-bias compare runs/rtp_profanity runs/rtp_toxic_bert --allow-different-scorers
 """
 
     def add_arguments(self, parser):
@@ -45,18 +46,35 @@ lm-eval-bias compare runs/fp32 runs/w4 --output-json cmp.json --output-md cmp.md
         parser.add_argument("other", help="lm-eval --output_path folder of the run to compare")
         parser.add_argument("--output-json", metavar="FILE", help="write the full comparison as JSON")
         parser.add_argument("--output-md", metavar="FILE", help="write the comparison as Markdown")
+        parser.add_argument("--allow-different-scorers", action="store_true",
+                            help="compare generation tasks scored by different toxicity scorers "
+                                 "(refused by default; the differences are listed)")
 
     def run(self, args):
-        from lm_eval_bias.analysis.compare import compare_run_folders, render_markdown, render_terminal, write_json
+        from lm_eval_bias.analysis.compare import (
+            check_output_file,
+            compare_run_folders,
+            render_terminal,
+            write_json,
+            write_markdown,
+        )
 
-        result = compare_run_folders(args.base, args.other)
+        # bad output paths fail before any work, so nothing is written half-way
+        for out in (args.output_json, args.output_md):
+            if out:
+                check_output_file(out)
+        result = compare_run_folders(args.base, args.other,
+                                     allow_different_scorers=args.allow_different_scorers)
         print(render_terminal(result))
+        if result.get("scorer_differences"):
+            d = result["scorer_differences"][0]
+            print(f"note: scored by different scorers (allowed), e.g. task {d['task']}: "
+                  f"{d['base']} in BASE, {d['other']} in OTHER", file=sys.stderr)
         if args.output_json:
             write_json(result, args.output_json)
             print(f"wrote {args.output_json}")
         if args.output_md:
-            with open(args.output_md, "w", encoding="utf-8") as fh:
-                fh.write(render_markdown(result))
+            write_markdown(result, args.output_md)
             print(f"wrote {args.output_md}")
         return 0
 
@@ -104,13 +122,17 @@ lm-eval-bias report runs/* --output report/ --reference runs/bf16 --n-boot 2000 
                             help="bootstrap resamples for confidence intervals (default 1000)")
         parser.add_argument("--seed", type=int, default=0, metavar="S",
                             help="seed of the bootstrap (default 0)")
+        parser.add_argument("--allow-different-scorers", action="store_true",
+                            help="pair runs whose generation tasks were scored by different "
+                                 "toxicity scorers (refused by default; named in the notes)")
 
     def run(self, args):
         from lm_eval_bias.analysis.report import build_report_from_folders
         from lm_eval_bias.analysis.report_render import write_report
 
         report = build_report_from_folders(args.runs, reference=args.reference,
-                                           n_boot=args.n_boot, seed=args.seed)
+                                           n_boot=args.n_boot, seed=args.seed,
+                                           allow_different_scorers=args.allow_different_scorers)
         files = write_report(report, args.output)
         ref = report["reference"]
         print(f"reference: {ref['condition']} {ref['label']} ({len(ref['runs'])} run"
@@ -230,7 +252,69 @@ lm-eval-bias leaderboard submissions/ --output site/
         return 0
 
 
-SUBCOMMANDS = [Compare(), Demo(), Report(), Export(), Verify(), Leaderboard()]
+class Sweep(Subcommand):
+    name = "sweep"
+    help = ("One model at several quantization settings (and seeds): every setting through "
+            "lm-eval's evaluator into its own run folder, the full-precision weights loaded once, "
+            "resumable, then the report over all runs.")
+    examples = """
+lm-eval-bias sweep --model-args pretrained=HuggingFaceTB/SmolLM2-135M \\
+    --settings none,rtn:8:g64,rtn:4:g64,rtn:3:g64,nf4 --tasks bias_suite_lite --output runs/study
+lm-eval-bias sweep --model-args pretrained=/models/llama,dtype=bfloat16 --settings none,rtn:4 \\
+    --tasks bias_bbq --output runs/seeds --seeds 0,1,2 --limit 100 --device cuda
+lm-eval-bias sweep ... --plan      # print the lm_eval commands and the report command, run nothing
+"""
+
+    def add_to(self, subparsers) -> None:
+        super().add_to(subparsers)
+        from lm_eval_bias.sweep import SETTINGS_HELP
+
+        # the settings grammar after the examples, where a user looks for it
+        parser = subparsers.choices[self.name]
+        parser.epilog = (parser.epilog or "") + "\n\n" + SETTINGS_HELP
+
+    def add_arguments(self, parser):
+        parser.add_argument("--model-args", required=True, metavar="ARGS",
+                            help="hf-quant model_args without quantization, e.g. "
+                                 "pretrained=PATH,dtype=float32")
+        parser.add_argument("--settings", required=True, metavar="LIST",
+                            help="comma-separated settings, e.g. none,rtn:8,rtn:4:g64,nf4 "
+                                 "(grammar below); must include none")
+        parser.add_argument("--tasks", required=True, metavar="TASKS",
+                            help="lm-eval tasks or groups, comma-separated")
+        parser.add_argument("--output", required=True, metavar="DIR",
+                            help="sweep folder: sweep.json, one run folder per setting (and "
+                                 "seed), report/")
+        parser.add_argument("--seeds", metavar="LIST",
+                            help="run every setting once per seed, e.g. 0,1,2 (lm_eval --seed K); "
+                                 "default: lm-eval's default seeds, one run per setting")
+        parser.add_argument("--limit", type=float, metavar="N",
+                            help="lm-eval --limit: first N documents per task (for testing)")
+        parser.add_argument("--batch-size", default="1", metavar="B",
+                            help="lm-eval --batch_size (default 1)")
+        parser.add_argument("--device", metavar="DEV",
+                            help="lm-eval --device, e.g. cpu, cuda, cuda:0 (default: cuda when "
+                                 "available, else cpu)")
+        parser.add_argument("--n-boot", type=int, default=1000, metavar="N",
+                            help="bootstrap resamples of the report (default 1000)")
+        parser.add_argument("--plan", action="store_true",
+                            help="print one lm_eval command per run and the report command; "
+                                 "run nothing")
+
+    def run(self, args):
+        from lm_eval_bias.sweep import make_spec, plan_lines, run_sweep
+
+        spec = make_spec(model_args=args.model_args, settings=args.settings, tasks=args.tasks,
+                         output=args.output, seeds=args.seeds, limit=args.limit,
+                         batch_size=args.batch_size, device=args.device)
+        if args.plan:
+            print("\n".join(plan_lines(spec, n_boot=args.n_boot)))
+            return 0
+        run_sweep(spec, n_boot=args.n_boot, log=lambda text: print(text, flush=True))
+        return 0
+
+
+SUBCOMMANDS = [Compare(), Demo(), Report(), Export(), Verify(), Leaderboard(), Sweep()]
 
 
 def build_parser() -> argparse.ArgumentParser:

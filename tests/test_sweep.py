@@ -1,0 +1,387 @@
+"""`lm-eval-bias sweep`: settings grammar, a real 3-setting sweep (real lm-eval, real hf-quant, the
+tiny random Llama, BBQ Age with --limit 4), resuming after SIGKILL, --plan, and equality with what
+the plain `lm_eval` command writes."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+
+from lm_eval_bias import cli
+from lm_eval_bias.errors import BiasEvalError
+from lm_eval_bias.sweep import (
+    make_spec,
+    parse_seeds,
+    parse_setting,
+    parse_settings,
+    plan_lines,
+    run_sweep,
+)
+
+TASK = "bias_bbq_age"
+LIMIT = 4
+# the tiny Llama's layers are 64 and 128 wide: RTN's default group of 128 does not tile them
+SETTINGS = "none,rtn:8:g32,rtn:4:g32"
+FOLDERS = ["none", "rtn_8_g32", "rtn_4_g32"]
+N_BOOT = 200
+LOADING_LINE = "loading the full-precision weights once"
+
+
+def _sweep_args(model_dir: Path, out: Path, settings: str = SETTINGS) -> list[str]:
+    return ["--model-args", f"pretrained={model_dir}", "--settings", settings, "--tasks", TASK,
+            "--limit", str(LIMIT), "--output", str(out), "--n-boot", str(N_BOOT),
+            "--device", "cpu"]
+
+
+def _spec(model_dir: Path, out: Path, **overrides):
+    kwargs = {"model_args": f"pretrained={model_dir}", "settings": SETTINGS, "tasks": TASK,
+              "output": out, "limit": float(LIMIT), "device": "cpu"}
+    kwargs.update(overrides)
+    return make_spec(**kwargs)
+
+
+# ----------------------------------------------------------------------------- settings grammar
+
+
+@pytest.mark.parametrize("text, quant_args, folder, canonical", [
+    ("none", "quant=none", "none", "none"),
+    ("rtn:4", "quant=rtn,bits=4", "rtn_4", "rtn:4"),
+    (" RTN:4:g64 ", "quant=rtn,bits=4,group_size=64", "rtn_4_g64", "rtn:4:g64"),
+    ("rtn:g64:3:sym=true", "quant=rtn,bits=3,group_size=64,sym=true", "rtn_3_g64_sym-true",
+     "rtn:3:g64:sym=true"),
+    ("rtn:4:g-1", "quant=rtn,bits=4,group_size=-1", "rtn_4_g-1", "rtn:4:g-1"),
+    ("rtn:4:skip=lm_head|mlp.down_proj", "quant=rtn,bits=4,skip=lm_head|mlp.down_proj",
+     "rtn_4_skip-lm_head+mlp.down_proj", "rtn:4:skip=lm_head|mlp.down_proj"),
+    ("nf4", "quant=nf4", "nf4", "nf4"),
+    ("torchao_intx:4:g32", "quant=torchao_intx,bits=4,group_size=32", "torchao_intx_4_g32",
+     "torchao_intx:4:g32"),
+    ("quanto:weights=int4", "quant=quanto,weights=int4", "quanto_weights-int4",
+     "quanto:weights=int4"),
+])
+def test_setting_grammar(text, quant_args, folder, canonical):
+    setting = parse_setting(text)
+    assert setting.quant_args == quant_args
+    assert setting.folder == folder
+    assert setting.text == canonical
+    assert parse_setting(setting.text) == setting  # the canonical text parses back to itself
+
+
+@pytest.mark.parametrize("settings, message", [
+    ("none,foo:4", "setting 'foo:4': unknown quantization method quant='foo'; choose one of"),
+    ("none,nf4:4", "setting 'nf4:4': quant=nf4 does not take bits=4"),
+    ("none,rtn:9", "setting 'rtn:9': quant=rtn: bits must be from 2 to 8"),
+    ("none,rtn:x", "'x' is neither bits (e.g. 4), a group size (e.g. g64) nor KEY=VALUE"),
+    ("none,rtn:4:bits=4", "gives bits twice"),
+    ("none,rtn:4::g64", "'' is neither bits"),
+    ("none,:4", "has no method"),
+    ("none,rtn:4:quant=rtn", "drop quant="),
+    ("none,rtn:4,rtn:4", "setting rtn:4 is given twice"),
+    ("none,rtn:4:g64,rtn:g64:4", "setting rtn:4:g64 is given twice"),
+    ("none,rtn:4:skip=a/b,rtn:4:skip=a-b", "would share the run folder rtn_4_skip-a-b"),
+    ("rtn:4,rtn:8", "--settings has no 'none'"),
+    ("none", "--settings has only 'none'"),
+    ("none,,rtn:4", "has an empty entry"),
+    ("", "--settings is empty"),
+])
+def test_bad_settings_are_one_line_errors(settings, message):
+    with pytest.raises(BiasEvalError) as info:
+        parse_settings(settings)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_seeds():
+    assert parse_seeds(None) is None
+    assert parse_seeds("0, 1,2") == [0, 1, 2]
+    for bad, message in [("0,0", "seed 0 twice"), ("a", "'a' is not an integer"),
+                         ("-1", "'-1' is not an integer"), ("4294967296", "not an integer")]:
+        with pytest.raises(BiasEvalError, match=message):
+            parse_seeds(bad)
+
+
+def test_cli_errors_exit_2_with_one_line_before_anything_runs(tmp_path, capsys):
+    out = tmp_path / "study"
+    cases = [
+        (["--settings", "none,bogus"], "unknown quantization method quant='bogus'"),
+        (["--model-args", "pretrained=x,quant=rtn"], "--model-args gives quant"),
+        (["--model-args", "pretrained=x,bits=4"], "--model-args gives bits"),
+        (["--model-args", "dtype=float32"], "has no pretrained="),
+        (["--seeds", "1,1"], "seed 1 twice"),
+        (["--batch-size", "0"], "--batch-size must be"),
+        (["--limit", "0"], "--limit must be > 0"),
+    ]
+    for extra, message in cases:
+        argv = ["sweep", "--model-args", "pretrained=x", "--settings", "none,rtn:4", "--tasks",
+                TASK, "--output", str(out), "--device", "cpu", *extra]
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("lm-eval-bias: error: ") and message in err, err
+        assert len(err.splitlines()) == 1
+    assert not out.exists()
+
+
+def test_an_unknown_task_fails_before_the_model_is_loaded_and_writes_nothing(tiny_llama_dir,
+                                                                              tmp_path):
+    out = tmp_path / "study"
+    lines: list[str] = []
+    with pytest.raises(BiasEvalError, match="--tasks: .*no_such_task.*lm_eval ls tasks"):
+        run_sweep(_spec(tiny_llama_dir, out, tasks="no_such_task"), n_boot=N_BOOT,
+                  log=lines.append)
+    assert not any(LOADING_LINE in line for line in lines)
+    assert not out.exists()  # a corrected rerun into the same folder is not refused
+
+
+# ----------------------------------------------------------------------------- --plan
+
+
+def _plan(capsys, model_dir: Path, out: Path, *extra: str) -> list[list[str]]:
+    assert cli.main(["sweep", *_sweep_args(model_dir, out), *extra, "--plan"]) == 0
+    text = capsys.readouterr().out
+    return [shlex.split(line) for line in text.splitlines() if line and not line.startswith("#")]
+
+
+def _option(cmd: list[str], name: str) -> str | None:
+    return cmd[cmd.index(name) + 1] if name in cmd else None
+
+
+def test_plan_prints_one_lm_eval_command_per_run_and_the_report_command(tiny_llama_dir, tmp_path,
+                                                                       capsys):
+    out = tmp_path / "study"
+    commands = _plan(capsys, tiny_llama_dir, out)
+    assert not out.exists()  # --plan runs nothing
+    assert [c[0] for c in commands] == ["lm_eval"] * 3 + ["lm-eval-bias"]
+    expected_args = ["quant=none", "quant=rtn,bits=8,group_size=32", "quant=rtn,bits=4,group_size=32"]
+    for cmd, folder, quant in zip(commands, FOLDERS, expected_args):
+        assert cmd[1] == "run"
+        assert _option(cmd, "--model") == "hf-quant"
+        assert _option(cmd, "--model_args") == f"pretrained={tiny_llama_dir},{quant}"
+        assert _option(cmd, "--tasks") == TASK
+        assert _option(cmd, "--output_path") == str(out / folder)
+        assert _option(cmd, "--device") == "cpu"
+        assert _option(cmd, "--limit") == "4"
+        assert "--log_samples" in cmd and "--seed" not in cmd
+    report = commands[-1]
+    assert report[1] == "report"
+    assert report[2:5] == [str(out / f) for f in FOLDERS]
+    assert _option(report, "--output") == str(out / "report")
+
+    seeded = _plan(capsys, tiny_llama_dir, out, "--seeds", "0,7")
+    assert [(_option(c, "--seed"), Path(_option(c, "--output_path")).name) for c in seeded[:-1]] == [
+        ("0", "none_seed0"), ("7", "none_seed7"), ("0", "rtn_8_g32_seed0"),
+        ("7", "rtn_8_g32_seed7"), ("0", "rtn_4_g32_seed0"), ("7", "rtn_4_g32_seed7")]
+    single = _plan(capsys, tiny_llama_dir, out, "--seeds", "5")
+    assert [(_option(c, "--seed"), Path(_option(c, "--output_path")).name)
+            for c in single[:-1]] == [("5", f) for f in FOLDERS]
+
+
+# ----------------------------------------------------------------------------- one real sweep
+
+
+@pytest.fixture(scope="module")
+def swept(tiny_llama_dir, tmp_path_factory):
+    """The uninterrupted 3-setting sweep, in this process."""
+    out = tmp_path_factory.mktemp("sweep") / "study"
+    lines: list[str] = []
+    result = run_sweep(_spec(tiny_llama_dir, out), n_boot=N_BOOT, log=lines.append)
+    return {"out": out, "lines": lines, "result": result,
+            "report_bytes": (out / "report" / "report.json").read_bytes()}
+
+
+def _results(folder: Path) -> dict:
+    (path,) = folder.glob("*/results_*.json")
+    return json.loads(path.read_text())
+
+
+def test_sweep_writes_one_readable_run_folder_per_setting_and_the_report(swept):
+    from lm_eval_bias.analysis.runs import read_run
+
+    out = swept["out"]
+    assert swept["result"]["ran"] == FOLDERS and swept["result"]["skipped"] == []
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [*FOLDERS, "report", "sweep.json", ".sweep.lock"])
+    quant = {}
+    for folder in FOLDERS:
+        run = read_run(out / folder)
+        assert run.tasks == [TASK] and len(run.items) == LIMIT
+        assert run.model == "hf-quant"
+        quant[folder] = (run.quantization["method"], run.quantization.get("bits"),
+                         run.quantization.get("group_size"))
+    assert quant == {"none": ("none", None, None), "rtn_8_g32": ("rtn", 8, 32),
+                     "rtn_4_g32": ("rtn", 4, 32)}
+
+    report = json.loads(swept["report_bytes"])
+    assert [c["label"].split(" · ")[1] for c in report["conditions"]] == [
+        "not quantized", "rtn bits=8 group_size=32 sym=False library=torch",
+        "rtn bits=4 group_size=32 sym=False library=torch"]
+    assert [r["path"] for r in report["runs"]] == FOLDERS
+    assert all(r["date"] is None and r["timestamp"] is None for r in report["runs"])
+    assert report["runs"][2]["results_file"].startswith("rtn_4_g32/")
+    assert report["runs"][2]["results_file"].endswith("/results_*.json")
+    assert "load_seconds" not in report["runs"][2]["quantization"]
+    assert {"report.md", "report.html", "plots"} <= {p.name for p in (out / "report").iterdir()}
+
+    manifest = json.loads((out / "sweep.json").read_text())
+    assert manifest["settings"] == ["none", "rtn:8:g32", "rtn:4:g32"]
+    assert manifest["tasks"] == [TASK] and manifest["limit"] == LIMIT
+    assert manifest["seeds"] is None and manifest["device"] == "cpu"
+    assert [r["folder"] for r in manifest["runs"]] == FOLDERS
+
+
+def test_full_precision_weights_are_loaded_once(swept):
+    lines = swept["lines"]
+    assert sum(LOADING_LINE in line for line in lines) == 1
+    # every setting derived from that one load records its time, as a normal run records its own
+    loads = [_results(swept["out"] / f)["config"]["quantization"]["load_seconds"]
+             for f in FOLDERS[1:]]
+    assert loads[0] > 0 and loads[0] == loads[1]
+    assert [line.split("]")[0] for line in lines if " done in " in line] == ["[1/3", "[2/3", "[3/3"]
+
+
+def test_rerun_skips_complete_runs_and_writes_the_same_report(swept, tiny_llama_dir):
+    lines: list[str] = []
+    result = run_sweep(_spec(tiny_llama_dir, swept["out"]), n_boot=N_BOOT, log=lines.append)
+    assert result["ran"] == [] and result["skipped"] == FOLDERS
+    assert not any(LOADING_LINE in line for line in lines)
+    assert (swept["out"] / "report" / "report.json").read_bytes() == swept["report_bytes"]
+
+
+def test_rerun_with_other_arguments_is_refused(swept, tiny_llama_dir):
+    before = sorted(p.name for p in swept["out"].iterdir())
+    for overrides, key in [({"limit": 8.0}, "limit"), ({"settings": "none,rtn:4:g32"}, "settings"),
+                           ({"seeds": "0,1"}, "seeds"), ({"batch_size": "2"}, "batch_size"),
+                           ({"model_args": f"pretrained={tiny_llama_dir},dtype=float32"},
+                            "model_args")]:
+        with pytest.raises(BiasEvalError, match=f"holds a sweep with other {key} ") as info:
+            run_sweep(_spec(tiny_llama_dir, swept["out"], **overrides), n_boot=N_BOOT,
+                      log=lambda _: None)
+        assert "\n" not in str(info.value)
+    assert sorted(p.name for p in swept["out"].iterdir()) == before
+
+
+def test_a_second_sweep_into_a_running_sweeps_folder_is_refused(swept, tiny_llama_dir):
+    import fcntl
+
+    # the lock a running sweep holds on OUT (flock: taken through another open file, it conflicts
+    # even within one process)
+    with open(swept["out"] / ".sweep.lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(BiasEvalError, match="another sweep is running into"):
+            run_sweep(_spec(tiny_llama_dir, swept["out"]), n_boot=N_BOOT, log=lambda _: None)
+    # released: the same command goes through again
+    assert run_sweep(_spec(tiny_llama_dir, swept["out"]), n_boot=N_BOOT,
+                     log=lambda _: None)["ran"] == []
+
+
+def test_each_run_is_what_its_plain_lm_eval_command_writes(swept, tiny_llama_dir, tmp_path):
+    """Run the --plan command of rtn:4:g32 with the real `lm_eval` CLI: same files, same samples,
+    same results and quantization record but for timings, dates and function addresses."""
+    from lm_eval._cli.harness import HarnessCLI
+
+    spec = _spec(tiny_llama_dir, tmp_path / "plain")
+    commands = [shlex.split(c) for c in plan_lines(spec, n_boot=N_BOOT) if c.startswith("lm_eval ")]
+    # every planned command, parsed by lm_eval's own parser, has the model_args its sweep run
+    # recorded
+    for cmd, folder in zip(commands, FOLDERS):
+        parsed = HarnessCLI()._parser.parse_args(cmd[1:]).model_args
+        assert parsed == _results(swept["out"] / folder)["config"]["model_args"]
+    proc = run_cli(commands[2], timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    plain_dir = tmp_path / "plain" / "rtn_4_g32"
+    swept_dir = swept["out"] / "rtn_4_g32"
+    # same layout: <output_path>/<model name>/results_<ts>.json + samples_<task>_<ts>.jsonl
+    layout = [sorted(p.relative_to(d).parts[0] + "/" + p.name.split("_20")[0]
+                     for p in d.rglob("*") if p.is_file()) for d in (plain_dir, swept_dir)]
+    assert layout[0] == layout[1] and len(layout[0]) == 2
+
+    volatile = {("date",), ("total_evaluation_time_seconds",),
+                ("config", "quantization", "load_seconds"),
+                ("config", "quantization", "quantize_seconds")}
+
+    def flatten(obj, prefix=()):
+        if isinstance(obj, dict):
+            out = [(prefix, tuple(obj))]  # key order too
+            for k, v in obj.items():
+                out += flatten(v, prefix + (k,))
+            return out
+        if isinstance(obj, str) and obj.startswith("<function "):
+            return [(prefix, "<function>")]  # an address in memory
+        return [(prefix, obj)]
+
+    plain, ours = (flatten(_results(d)) for d in (plain_dir, swept_dir))
+    assert len(plain) == len(ours)
+    differ = [(k, a, b) for (k, a), (_, b) in zip(plain, ours, strict=True)
+              if a != b and k not in volatile
+              and not (isinstance(a, float) and math.isnan(a) and math.isnan(b))]
+    assert differ == []
+    assert _results(swept_dir)["config"]["quantization"]["method"] == "rtn"
+    (plain_samples,), (our_samples,) = (list(d.glob("*/samples_*.jsonl")) for d in (plain_dir,
+                                                                                  swept_dir))
+    assert plain_samples.read_bytes() == our_samples.read_bytes()
+
+
+# ----------------------------------------------------------------------------- SIGKILL and resume
+
+
+def _start(args: list[str], log: Path) -> subprocess.Popen:
+    exe = Path(sys.executable).parent / "lm-eval-bias"
+    cmd = [str(exe) if exe.exists() else "lm-eval-bias", "sweep", *args]
+    with open(log, "ab") as fh:
+        return subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=dict(os.environ))
+
+
+def _kill_when(proc: subprocess.Popen, ready, what: str, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ready():
+            proc.send_signal(signal.SIGKILL)  # this test's own child, by its pid
+            proc.wait()
+            return
+        if proc.poll() is not None:
+            pytest.fail(f"the sweep ended (exit {proc.returncode}) before {what}")
+        time.sleep(0.01)
+    proc.kill()
+    proc.wait()
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def test_sigkilled_sweep_resumes_to_the_same_report(swept, tiny_llama_dir, tmp_path):
+    out = tmp_path / "study"
+    args = _sweep_args(tiny_llama_dir, out)
+    log = tmp_path / "sweep.log"
+
+    # 1. right after the first run got its final name (the next may have begun its .partial)
+    proc = _start(args, log)
+    _kill_when(proc, lambda: (out / "none").is_dir(), "the first run folder appeared")
+    assert not (out / "report").exists()
+
+    # 2. mid-setting: the last run is still in its .partial folder, two runs are final
+    proc = _start(args, log)
+    _kill_when(proc, lambda: (out / "rtn_4_g32.partial").is_dir(), "rtn_4_g32.partial appeared")
+    assert (out / "rtn_8_g32").is_dir() and not (out / "rtn_4_g32").exists()
+    assert "1 of 3 runs already complete" in log.read_text()
+    # as if killed while lm-eval was writing: a half-written results file in the .partial folder
+    half = out / "rtn_4_g32.partial" / "model" / "results_2099-01-01T00-00-00.000000.json"
+    half.parent.mkdir(parents=True, exist_ok=True)
+    half.write_text('{"results": {"bias_bbq_age": {"acc')
+
+    proc = run_cli(["lm-eval-bias", "sweep", *args], timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "removed " in proc.stdout and "rtn_4_g32.partial" in proc.stdout
+    assert "2 of 3 runs already complete" in proc.stdout
+    assert not list(out.glob("*.partial"))
+
+    report = (out / "report" / "report.json").read_bytes()
+    assert report == swept["report_bytes"]  # byte for byte, from another folder and process
+    runs = json.loads(report)["runs"]
+    assert [r["path"] for r in runs] == FOLDERS
+    assert not any(".partial" in json.dumps(r) for r in runs)
