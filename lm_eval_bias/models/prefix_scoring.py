@@ -29,7 +29,9 @@ Where this cannot reproduce lm-eval exactly, the standard path runs instead, wit
 per reason: seq2seq models, `loglikelihood_rolling` windows (no context is shared), models whose
 forward does not return a plain `DynamicCache` of full-attention layers (no cache, sliding-window,
 linear-attention, quantized or shared-KV caches), PEFT prompt-learning adapters (virtual tokens),
-requests lm-eval itself would refuse, and a model that fails the one-time check below. The first
+requests lm-eval itself would refuse, and a model that fails the one-time check below. Context
+groups that would save less than `MIN_TOKEN_SAVING` in tokens (single requests, CrowS-Pairs'
+sentences after a one-token context) also take the standard path, because there it is faster. The first
 chunk a model scores is also scored the standard way and compared (absolute tolerance 1e-4 in
 fp32, looser in 16-bit); a mismatch switches that model to the standard path for good. This
 catches architectures whose positions or masks do not behave as assumed, and quantized kernels
@@ -63,6 +65,13 @@ CHECK_TOLERANCE_16BIT_PER_TOKEN = 5e-2
 CHECK_MAX_REQUESTS = 6
 # Continuations of one context that may share a continuation pass whatever the batch size.
 ONE_CONTEXT_ROWS = 16
+# A context group goes through the shared-prefix path only if it saves at least this factor in
+# tokens run through the model (k * (C + L) full rows vs C + k * L). Below it the extra cache
+# copies and a second pass cost more than the saved context tokens: measured on SmolLM2-135M,
+# CPU, CrowS-Pairs (1.07x fewer tokens) ran 0.75x as fast as lm-eval's path, BBQ (2.85x) 2.19x
+# as fast (benchmarks/bench_prefix_scoring.py). Such groups, and single requests, take lm-eval's
+# own path.
+MIN_TOKEN_SAVING = 1.5
 
 
 def parse_prefix_cache(value: Any) -> bool:
@@ -127,6 +136,19 @@ def group_by_context(items: Sequence[ScoredItem]) -> list[ContextGroup]:
     for position, item in enumerate(items):
         groups.setdefault(item.context, ContextGroup(item.context)).items.append(position)
     return sorted(groups.values(), key=lambda g: (-len(g.context), g.context))
+
+
+def split_by_saving(items: Sequence[ScoredItem],
+                    min_saving: float = MIN_TOKEN_SAVING) -> tuple[list[int], list[int]]:
+    """Request indices worth scoring from a shared context, and the rest (lm-eval's path)."""
+    shared, alone = [], []
+    for group in group_by_context(items):
+        continuations = [len(items[p].continuation) for p in group.items]
+        full = sum(len(group.context) + n for n in continuations)
+        prefix = len(group.context) + sum(continuations)
+        target = shared if full >= min_saving * prefix else alone
+        target.extend(items[p].index for p in group.items)
+    return sorted(shared), sorted(alone)
 
 
 def plan_chunks(groups: Sequence[ContextGroup], batch_size: int) -> list[list[ContextGroup]]:
@@ -350,8 +372,26 @@ class PrefixScoringMixin:
             self._prefix_log_once(*fallback)
             return super()._loglikelihood_tokens(requests, disable_tqdm=disable_tqdm,
                                                  override_bs=override_bs)
+        items = [effective_item(i, request, self.max_length) for i, request in enumerate(requests)]
+        shared, alone = split_by_saving(items)
+        if not shared:
+            self._prefix_log_once(f"contexts shared by too few tokens (less than "
+                                  f"{MIN_TOKEN_SAVING}x saved)", logging.INFO)
+            return super()._loglikelihood_tokens(requests, disable_tqdm=disable_tqdm,
+                                                 override_bs=override_bs)
         try:
-            return self._prefix_loglikelihood_tokens(requests, disable_tqdm=disable_tqdm)
+            results = [None] * len(requests)
+            if alone:
+                standard = super()._loglikelihood_tokens([requests[i] for i in alone],
+                                                         disable_tqdm=disable_tqdm,
+                                                         override_bs=override_bs)
+                for i, answer in zip(alone, standard):
+                    results[i] = answer
+            prefix = self._prefix_loglikelihood_tokens([requests[i] for i in shared],
+                                                       disable_tqdm=disable_tqdm)
+            for i, answer in zip(shared, prefix):
+                results[i] = answer
+            return results
         except _PrefixMismatch as exc:
             self._prefix_disabled = str(exc)
             self._prefix_log_once(str(exc))

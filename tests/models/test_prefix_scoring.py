@@ -28,6 +28,7 @@ from lm_eval_bias.models.prefix_scoring import (
     group_by_context,
     parse_prefix_cache,
     plan_chunks,
+    split_by_saving,
 )
 
 TOL = 1e-4
@@ -195,6 +196,19 @@ def test_effective_context_replicates_lm_eval_truncation():
     assert item.truncated == 7 and item.context == (17, 18, 19)
     short = effective_item(1, (None, [5, 6], [7]), max_length)
     assert short.context == (5, 6) and short.truncated == 0
+
+
+def test_only_groups_that_save_tokens_share_a_context():
+    items = [
+        effective_item(0, (None, [1] * 20, [7, 8]), 100),   # 3 x (20 + 2) = 66 vs 20 + 6 = 26
+        effective_item(1, (None, [1] * 20, [7]), 100),
+        effective_item(2, (None, [1] * 20, [9, 9, 9]), 100),
+        effective_item(3, (None, [0], [5, 6, 7, 8]), 100),  # 2 x (1 + 4) = 10 vs 1 + 8 = 9
+        effective_item(4, (None, [0], [5, 6, 7, 9]), 100),
+        effective_item(5, (None, [3] * 30, [4]), 100),      # a single request: 31 vs 31
+    ]
+    assert split_by_saving(items) == ([0, 1, 2], [3, 4, 5])
+    assert split_by_saving(items, min_saving=1.1) == ([0, 1, 2, 3, 4], [5])
 
 
 def test_groups_and_chunks():
