@@ -7,6 +7,8 @@ pyproject.toml for an lm-eval with native plugin discovery (then the hook does n
 from __future__ import annotations
 
 import functools
+import os
+import sys
 from pathlib import Path
 
 MODEL_NAMES = {"hf-quant": "lm_eval_bias.models.hf_quant:HFQuantLM"}
@@ -21,9 +23,45 @@ def task_configs_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "task_configs"
 
 
+def _is_lm_eval_command() -> bool:
+    argv0 = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path()
+    # `lm_eval` / `lm-eval` console scripts, or `python -m lm_eval` (argv[0] = lm_eval/__main__.py)
+    return argv0.name in ("lm_eval", "lm-eval") or argv0.parent.name == "lm_eval"
+
+
+def install_error_hook() -> None:
+    """In the `lm_eval` command only: a `BiasEvalError` (bad model_args, missing data, a method
+    whose library is missing...) that reaches the top prints as our one line and exits 2, as in
+    `lm-eval-bias`, instead of lm-eval's traceback. Every other exception keeps Python's hook."""
+    if not _is_lm_eval_command() or getattr(sys.excepthook, "lm_eval_bias", False):
+        return
+    previous = sys.excepthook
+
+    def hook(exc_type, exc, tb):
+        from lm_eval_bias.errors import BiasEvalError
+
+        cause, seen = exc, set()
+        while cause is not None and not isinstance(cause, BiasEvalError) and id(cause) not in seen:
+            seen.add(id(cause))
+            cause = cause.__cause__ or cause.__context__
+        if not isinstance(cause, BiasEvalError):
+            return previous(exc_type, exc, tb)
+        sys.stdout.flush()
+        sys.stderr.write(f"lm-eval-bias: error: {cause}\n")
+        sys.stderr.flush()
+        # An excepthook cannot choose the exit status (raising SystemExit here is reported as an
+        # error in the hook); the interpreter is past the point where cleanup could matter.
+        os._exit(2)
+
+    hook.lm_eval_bias = True
+    sys.excepthook = hook
+
+
 def register_models(models_module=None) -> None:
     """Add our model names as lazy placeholders, after lm-eval registered its own."""
     from lm_eval.api import registry
+
+    install_error_hook()
 
     if hasattr(registry, "load_plugins"):  # native entry-point discovery (lm-eval PR 4013)
         return

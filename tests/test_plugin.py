@@ -133,3 +133,27 @@ def test_wheel_installs_hook_and_task_configs(tmp_path):
     assert tasks_dir.startswith(str(env_dir)) and tasks_dir.endswith("lm_eval_bias/task_configs")
     assert model_cls == "HFQuantLM"
     assert flags == "True True True"
+
+
+def test_our_errors_in_the_lm_eval_command_are_one_line_exit_2(tmp_path):
+    missing = tmp_path / "no-such-checkpoint"
+    proc = run_cli(["lm_eval", "run", "--model", "hf-quant", "--model_args",
+                    f"pretrained={missing},quant=rtn,bits=4", "--device", "cpu",
+                    "--tasks", "bias_bbq_lite_age", "--output_path", str(tmp_path / "out")],
+                   timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"lm-eval-bias: error: checkpoint folder not found: pretrained={missing}; give an existing "
+        "local folder (with config.json) or a Hugging Face repo id such as "
+        "HuggingFaceTB/SmolLM2-135M")
+    assert not (tmp_path / "out").exists()
+
+
+def test_other_errors_in_the_lm_eval_command_keep_their_traceback(tiny_llama_dir):
+    # lm-eval's own failure (a task it cannot find) is not ours to rewrite
+    proc = run_cli(["lm_eval", "run", "--model", "hf-quant", "--model_args",
+                    f"pretrained={tiny_llama_dir}", "--device", "cpu",
+                    "--tasks", "bias_no_such_task"], timeout=300)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert "Traceback" in proc.stderr and "lm-eval-bias: error:" not in proc.stderr

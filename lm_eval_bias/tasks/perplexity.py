@@ -3,8 +3,8 @@
 The quality column of `lm-eval-bias report` (S2: perplexity barely moves at 4 bits while bias
 emergence does). lm-eval's own `wikitext` needs the hub; BOLD's `wikipedia/<domain>_wiki.json`
 files are in the local data folder (or the same pinned download as the BOLD prompts), so the
-quality check works offline. One doc per Wikipedia entity: its sentences joined by a space, in
-upstream order; scored as lm-eval scores `wikitext` (`loglikelihood_rolling`, word and byte
+quality check works offline. One doc per Wikipedia entity (its sentences joined by a space, in
+upstream order), or per sentence for the lite task; scored as lm-eval scores `wikitext` (`loglikelihood_rolling`, word and byte
 perplexity, bits per byte).
 """
 
@@ -23,11 +23,18 @@ def wiki_file(domain: str) -> str:
     return f"wikipedia/{domain}_wiki.json"
 
 
-def load_bold_wiki_docs(per_domain: int | None = None) -> list[dict]:
-    """Every entity's Wikipedia text, domain by domain (DOMAINS order), groups and entities in
-    upstream order. `per_domain`: only the first N entities of each domain (the lite task)."""
+UNITS = ("entity", "sentence")
+
+
+def load_bold_wiki_docs(per_domain: int | None = None, unit: str = "entity") -> list[dict]:
+    """Wikipedia text, domain by domain (DOMAINS order), groups and entities in upstream order.
+    `unit="entity"`: one doc per entity, its sentences joined; `unit="sentence"`: one doc per
+    sentence (short, even rows: the lite task, whose batches then waste no padding).
+    `per_domain`: only the first N docs of each domain."""
     if per_domain is not None and int(per_domain) < 1:
         raise BiasEvalError(f"per_domain must be at least 1, got {per_domain}")
+    if unit not in UNITS:
+        raise BiasEvalError(f"unknown unit {unit!r}; choose one of {', '.join(UNITS)}")
     docs = []
     for domain in DOMAINS:
         path = _data.benchmark_file(BOLD, wiki_file(domain))
@@ -41,10 +48,12 @@ def load_bold_wiki_docs(per_domain: int | None = None) -> list[dict]:
         taken = 0
         for group, entities in nested.items():
             for name, sentences in entities.items():
-                if per_domain is not None and taken >= int(per_domain):
-                    break
-                text = " ".join(s.strip() for s in sentences if s.strip())
-                if text:
+                texts = [s.strip() for s in sentences if s.strip()]
+                if unit == "entity":
+                    texts = [" ".join(texts)] if texts else []
+                for text in texts:
+                    if per_domain is not None and taken >= int(per_domain):
+                        break
                     docs.append({"domain": domain, "group": group, "name": name, "text": text})
                     taken += 1
         if taken == 0:
@@ -52,11 +61,11 @@ def load_bold_wiki_docs(per_domain: int | None = None) -> list[dict]:
     return docs
 
 
-def load_bold_wiki(per_domain: int | None = None, **_lm_eval_metadata: Any):
+def load_bold_wiki(per_domain: int | None = None, unit: str = "entity", **_lm_eval_metadata: Any):
     """lm-eval `custom_dataset`."""
     import datasets
 
-    docs = load_bold_wiki_docs(per_domain)
+    docs = load_bold_wiki_docs(per_domain, unit)
     return datasets.DatasetDict({"test": datasets.Dataset.from_list(docs)})
 
 

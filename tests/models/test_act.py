@@ -8,7 +8,6 @@ import math
 
 import pytest
 import torch
-from lm_eval.api.instance import Instance
 from lm_eval.models.huggingface import HFLM
 from torch.testing import assert_close
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -25,18 +24,7 @@ from lm_eval_bias.models.quant.act import (
     smooth_,
 )
 from lm_eval_bias.models.quant.rtn import quantize_dequantize
-
-PAIRS = [
-    ("The doctor and the nurse were talking.", " The doctor was tired."),
-    ("Who was late for work?", " The man"),
-    ("A B C", " D"),
-]
-
-
-def loglikelihoods(lm) -> list[float]:
-    requests = [Instance(request_type="loglikelihood", doc={}, arguments=pair, idx=i)
-                for i, pair in enumerate(PAIRS)]
-    return [ll for ll, _ in lm.loglikelihood(requests)]
+from tests.models._scoring import loglikelihoods
 
 
 @pytest.mark.parametrize("x,bits,expected", [

@@ -9,37 +9,15 @@ import math
 
 import pytest
 import torch
-from lm_eval.api.instance import Instance
 from lm_eval.models.huggingface import HFLM
 
 from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.models.hf_quant import HFQuantLM
 from lm_eval_bias.models.quant import QUANTIZERS
 from lm_eval_bias.models.quant.bnb import NF4Quantizer
+from tests.models._scoring import loglikelihoods, mean_abs_diff
 
 pytest.importorskip("bitsandbytes")
-
-PAIRS = [
-    ("The doctor and the nurse were talking.", " The doctor was tired."),
-    ("Who was late for work?", " The man"),
-    ("Who was late for work?", " The woman"),
-    ("A B C", " D"),
-]
-
-
-def loglikelihoods(lm) -> list[float]:
-    requests = [Instance(request_type="loglikelihood", doc={}, arguments=pair, idx=i)
-                for i, pair in enumerate(PAIRS)]
-    return [ll for ll, _ in lm.loglikelihood(requests)]
-
-
-def mean_abs_diff(a, b) -> float:
-    return sum(abs(x - y) for x, y in zip(a, b)) / len(a)
-
-
-@pytest.fixture(scope="module")
-def reference(tiny_llama_dir) -> list[float]:
-    return loglikelihoods(HFLM(pretrained=str(tiny_llama_dir), device="cpu", batch_size=2))
 
 
 @pytest.fixture(scope="module")

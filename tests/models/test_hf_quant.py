@@ -9,41 +9,19 @@ from pathlib import Path
 
 import pytest
 import torch
-from lm_eval.api.instance import Instance
-from lm_eval.models.huggingface import HFLM
 from transformers import AutoModelForCausalLM
 
 from conftest import run_cli
 from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.models.hf_quant import HFQuantLM
 from lm_eval_bias.models.quant.rtn import quantize_dequantize
-
-PAIRS = [
-    ("The doctor and the nurse were talking.", " The doctor was tired."),
-    ("Who was late for work?", " The man"),
-    ("Who was late for work?", " The woman"),
-    ("A B C", " D"),
-]
-
-
-def _requests():
-    return [Instance(request_type="loglikelihood", doc={}, arguments=pair, idx=i)
-            for i, pair in enumerate(PAIRS)]
-
-
-def _loglikelihoods(lm) -> list[float]:
-    return [ll for ll, _ in lm.loglikelihood(_requests())]
-
-
-@pytest.fixture(scope="module")
-def reference(tiny_llama_dir) -> list[float]:
-    return _loglikelihoods(HFLM(pretrained=str(tiny_llama_dir), device="cpu", batch_size=2))
+from tests.models._scoring import loglikelihoods
 
 
 def test_quant_none_matches_plain_hf_exactly(tiny_llama_dir, reference):
     # The standard lm-eval path must be bit-identical; shared-prefix scoring has its own test.
     lm = HFQuantLM(pretrained=str(tiny_llama_dir), device="cpu", batch_size=2, prefix_cache=False)
-    assert _loglikelihoods(lm) == reference
+    assert loglikelihoods(lm) == reference
     info = lm.get_model_info()
     assert info["quantization"]["method"] == "none"
     assert info["quantization"]["model_bytes_before"] == info["quantization"]["model_bytes_after"]
@@ -53,7 +31,7 @@ def test_quant_none_matches_plain_hf_exactly(tiny_llama_dir, reference):
 def test_rtn_2_bits_changes_loglikelihoods(tiny_llama_dir, reference):
     lm = HFQuantLM(pretrained=str(tiny_llama_dir), device="cpu", batch_size=2, quant="rtn",
                    bits=2, group_size=32)
-    scores = _loglikelihoods(lm)
+    scores = loglikelihoods(lm)
     assert all(a != b for a, b in zip(scores, reference)), (scores, reference)
     assert all(torch.isfinite(torch.tensor(scores)))
     assert lm.get_model_info()["quantization"]["n_modules_quantized"] == 14
@@ -81,7 +59,7 @@ def test_an_already_built_model_is_quantized_too(tiny_llama_dir, reference):
     lm = HFQuantLM(pretrained=model, tokenizer=str(tiny_llama_dir), quant="rtn", bits=2,
                    group_size=32, batch_size=2)
     assert lm.get_model_info()["quantization"]["n_modules_quantized"] == 14
-    assert _loglikelihoods(lm) != reference
+    assert loglikelihoods(lm) != reference
 
 
 @pytest.mark.parametrize("args,message", [
@@ -231,10 +209,11 @@ def test_missing_quantization_library_in_a_real_process(tiny_llama_dir, mc_task_
          "--tasks", "hfq_tiny_mc", "--include_path", str(mc_task_dir), "--output_path",
          str(out), "--log_samples"],
         capture_output=True, text=True, timeout=300, check=False)
-    assert proc.returncode != 0
-    # lm_eval's own CLI prints the traceback; its last line is our one-line error
+    # inside lm_eval too, our error is one line and exit 2 (the hook in lm_eval_bias._plugin)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("lm_eval_bias.errors.BiasEvalError: quant=nf4 needs bitsandbytes, "
+    assert last.startswith("lm-eval-bias: error: quant=nf4 needs bitsandbytes, "
                            "which is not installed; run: pip install \"lm-eval-bias[bnb]\""), \
         proc.stderr[-2000:]
     assert not out.exists()   # refused before loading: no run folder, no partial results

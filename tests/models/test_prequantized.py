@@ -11,27 +11,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from lm_eval.api.instance import Instance
 from transformers import AutoModelForCausalLM, BitsAndBytesConfig, TorchAoConfig
 
 from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.models.hf_quant import HFQuantLM
 from lm_eval_bias.models.quant.base import describe_quantization_config
+from tests.models._scoring import loglikelihoods
 
 pytest.importorskip("bitsandbytes")
 pytest.importorskip("torchao")
-
-PAIRS = [
-    ("The doctor and the nurse were talking.", " The doctor was tired."),
-    ("Who was late for work?", " The man"),
-    ("A B C", " D"),
-]
-
-
-def loglikelihoods(lm) -> list[float]:
-    requests = [Instance(request_type="loglikelihood", doc={}, arguments=pair, idx=i)
-                for i, pair in enumerate(PAIRS)]
-    return [ll for ll, _ in lm.loglikelihood(requests)]
 
 
 def _save_quantized(source: Path, out: Path, config) -> Path:

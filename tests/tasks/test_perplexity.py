@@ -25,11 +25,17 @@ def test_golden_counts_and_first_doc(data_dir):
         "text": 'Jacob Zachar is an American actor whose roles include Russell "Rusty" Cartwright '
                 "on the ABC Family TV Series Greek.",
     }
-    lite = perplexity.load_bold_wiki_docs(per_domain=40)
-    assert [d["domain"] for d in lite[::40]] == list(perplexity.DOMAINS)
-    assert lite[:40] == docs[:40]
+    first = perplexity.load_bold_wiki_docs(per_domain=40)
+    assert [d["domain"] for d in first[::40]] == list(perplexity.DOMAINS)
+    assert first[:40] == docs[:40]
+    lite = perplexity.load_bold_wiki_docs(per_domain=100, unit="sentence")
+    assert len(lite) == 500 and [d["domain"] for d in lite[::100]] == list(perplexity.DOMAINS)
+    assert lite[0]["text"] == docs[0]["text"]  # Jacob Zachar's page is one sentence
+    assert " ".join(d["text"] for d in lite if d["name"] == "Frank_Zagarino") == docs[1]["text"]
     with pytest.raises(BiasEvalError, match="per_domain must be at least 1"):
         perplexity.load_bold_wiki_docs(per_domain=0)
+    with pytest.raises(BiasEvalError, match="unknown unit"):
+        perplexity.load_bold_wiki_docs(unit="page")
 
 
 def test_process_results_counts_words_and_utf8_bytes():
