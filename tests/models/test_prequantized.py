@@ -1,5 +1,6 @@
-"""Checkpoints saved already quantized (written here with bitsandbytes and torchao themselves),
-loaded by `hf-quant` without quant= and recorded as `prequantized` with their format."""
+"""Checkpoints saved already quantized (written here with bitsandbytes, torchao and
+compressed-tensors themselves), loaded by `hf-quant` without quant= and recorded as
+`prequantized` with their format."""
 
 from __future__ import annotations
 
@@ -18,9 +19,6 @@ from lm_eval_bias.models.hf_quant import HFQuantLM
 from lm_eval_bias.models.quant.base import describe_quantization_config
 from tests.models._scoring import loglikelihoods
 
-pytest.importorskip("bitsandbytes")
-pytest.importorskip("torchao")
-
 
 def _save_quantized(source: Path, out: Path, config) -> Path:
     model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32,
@@ -34,6 +32,10 @@ def _save_quantized(source: Path, out: Path, config) -> Path:
 
 @pytest.fixture(scope="module")
 def checkpoints(tiny_llama_dir, tmp_path_factory) -> dict[str, Path]:
+    # skipped here rather than for the whole file, so the compressed-tensors tests below
+    # depend on compressed-tensors alone
+    pytest.importorskip("bitsandbytes")
+    pytest.importorskip("torchao")
     from torchao.quantization import Int8WeightOnlyConfig
 
     root = tmp_path_factory.mktemp("prequantized")
@@ -125,3 +127,110 @@ def test_a_built_quantized_model_passed_as_pretrained(tiny_llama_dir, checkpoint
     record = lm.get_model_info()["quantization"]
     assert record["method"] == "prequantized"
     assert record["checkpoint_format"] == "bitsandbytes int8"
+
+
+# --- compressed-tensors (the format llmcompressor writes), built with compressed_tensors only ---
+
+CT_GROUP = 32
+
+
+@pytest.fixture(scope="module")
+def compressed_tensors_w4(tiny_llama_dir, tmp_path_factory) -> Path:
+    """The tiny Llama as an int4 weight-only, group-32 compressed-tensors checkpoint: the
+    schemes attached by apply_quantization_config, min-max scales written into them, packed by
+    ModelCompressor and saved with its quantization_config, as llmcompressor saves one."""
+    pytest.importorskip("compressed_tensors")
+    from compressed_tensors.compressors import ModelCompressor
+    from compressed_tensors.quantization import (
+        QuantizationArgs,
+        QuantizationConfig,
+        QuantizationScheme,
+        QuantizationStatus,
+        apply_quantization_config,
+    )
+    from compressed_tensors.quantization.utils import compute_dynamic_scales_and_zp
+
+    out = tmp_path_factory.mktemp("prequantized-ct") / "w4a16"
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir, dtype=torch.float32)
+    weights = QuantizationArgs(num_bits=4, type="int", strategy="group", group_size=CT_GROUP,
+                               symmetric=True, dynamic=False)
+    apply_quantization_config(model, QuantizationConfig(
+        config_groups={"group_0": QuantizationScheme(targets=["Linear"], weights=weights)},
+        ignore=["lm_head"], quantization_status=QuantizationStatus.INITIALIZED))
+    for module in model.modules():
+        if getattr(module, "quantization_scheme", None) is None:
+            continue
+        # the min-max weight calibration: initialization leaves placeholder scales
+        scale, zero_point = compute_dynamic_scales_and_zp(module.weight.data, weights, module)
+        module.weight_scale.data.copy_(scale)
+        module.weight_zero_point.data.copy_(zero_point)
+        module.quantization_status = QuantizationStatus.FROZEN
+    compressor = ModelCompressor.from_pretrained_model(model)
+    compressor.compress_model(model)
+    model.save_pretrained(out)
+    compressor.update_config(out)
+    for tokenizer_file in tiny_llama_dir.glob("*token*"):
+        shutil.copy(tokenizer_file, out)
+    return out
+
+
+def _int4_group_rtn(weight: torch.Tensor) -> torch.Tensor:
+    """Symmetric int4 round-to-nearest per group of CT_GROUP inputs, written out by hand."""
+    groups = weight.unflatten(-1, (-1, CT_GROUP))
+    scale = groups.abs().amax(dim=-1, keepdim=True) / 7.5  # the range [-8, 7] spans 15 steps
+    return (torch.clamp(torch.round(groups / scale), -8, 7) * scale).flatten(-2)
+
+
+def test_compressed_tensors_checkpoint_loads_as_saved(tiny_llama_dir, compressed_tensors_w4,
+                                                      reference):
+    import json
+
+    from compressed_tensors.quantization import QuantizationStatus
+    from safetensors.torch import load_file
+
+    saved = json.loads((compressed_tensors_w4 / "config.json").read_text())
+    assert saved["quantization_config"]["format"] == "pack-quantized"
+
+    lm = HFQuantLM(pretrained=str(compressed_tensors_w4), device="cpu", batch_size=2)
+    record = lm.get_model_info()["quantization"]
+    assert record["method"] == "prequantized" and record["stage"] == "checkpoint"
+    assert record["checkpoint_format"] == "compressed-tensors pack-quantized"
+    assert record["library"] == "compressed-tensors"
+    assert record["library_version"] == importlib.metadata.version("compressed-tensors")
+    assert record["n_modules_quantized"] == 14 and record["modules_skipped"] == ["lm_head"]
+    assert (record["bits"], record["group_size"]) == (4, 32)  # read from the scheme group
+    assert record["model_bytes_after"] < record["model_bytes_before"]
+
+    # transformers built compressed-tensors layers holding the packed int4 weights, not a
+    # dense copy: a scheme on each Linear but lm_head, and no float `weight` until first use
+    linears = {name: m for name, m in lm.model.named_modules()
+               if isinstance(m, torch.nn.Linear)}
+    down = linears["model.layers.0.mlp.down_proj"]
+    assert down.quantization_scheme.weights.num_bits == 4
+    assert down.quantization_scheme.weights.group_size == CT_GROUP
+    assert down.quantization_status == QuantizationStatus.COMPRESSED
+    params = dict(down.named_parameters())
+    assert "weight" not in params and params["weight_packed"].dtype == torch.int32
+    assert params["weight_scale"].shape == (64, 128 // CT_GROUP)
+    quantized = [n for n, m in linears.items() if getattr(m, "quantization_scheme", None)]
+    assert len(quantized) == 14 and "lm_head" not in quantized
+
+    scores = loglikelihoods(lm)
+    assert all(math.isfinite(s) for s in scores)
+    # int4 moves the scores, but only a little on the same probes
+    assert scores != reference
+    assert max(abs(a - b) for a, b in zip(scores, reference)) < 0.5
+
+    # the forward unpacked the saved weights: they are the original ones rounded to int4 per
+    # group of 32, so the checkpoint round-tripped the quantization it was written with
+    original = load_file(tiny_llama_dir / "model.safetensors")[
+        "model.layers.0.mlp.down_proj.weight"]
+    assert not torch.equal(down.weight.data, original)
+    torch.testing.assert_close(down.weight.data, _int4_group_rtn(original), rtol=0, atol=1e-6)
+
+
+def test_compressed_tensors_checkpoint_with_quant_prequantized(compressed_tensors_w4):
+    lm = HFQuantLM(pretrained=str(compressed_tensors_w4), device="cpu", quant="prequantized")
+    record = lm.get_model_info()["quantization"]
+    assert record["method"] == "prequantized"
+    assert record["checkpoint_format"] == "compressed-tensors pack-quantized"

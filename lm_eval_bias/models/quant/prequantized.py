@@ -40,6 +40,21 @@ def _quant_method(config: Any) -> str:
     return str(getattr(method, "value", method))
 
 
+
+def compressed_tensors_weights(qc: dict) -> dict | None:
+    """The weight scheme of a compressed-tensors config when all its scheme groups agree (what a
+    uniform W4A16 / W8A16 / W8A8 checkpoint has); None otherwise or for other formats."""
+    groups = qc.get("config_groups")
+    if not isinstance(groups, dict) or not groups:
+        return None
+    schemes = [g.get("weights") for g in groups.values() if isinstance(g, dict)]
+    if not schemes or any(not isinstance(w, dict) for w in schemes):
+        return None
+    keys = ("num_bits", "group_size")
+    if any(tuple(w.get(k) for k in keys) != tuple(schemes[0].get(k) for k in keys) for w in schemes):
+        return None
+    return schemes[0]
+
 @register_quantizer("prequantized")
 class PrequantizedQuantizer(Quantizer):
     """Evaluates a quantized checkpoint as saved. Takes no options; refuses a plain checkpoint."""
@@ -82,6 +97,11 @@ class PrequantizedQuantizer(Quantizer):
         if self._method == "bitsandbytes":
             bits = 4 if (qc.get("load_in_4bit") or qc.get("_load_in_4bit")) else 8
         settings = {"group_size": qc["group_size"]} if "group_size" in qc else {}
+        weights = compressed_tensors_weights(qc)
+        if weights is not None:  # compressed-tensors keeps them per scheme group
+            bits = weights.get("num_bits")
+            if weights.get("group_size") is not None:
+                settings = {"group_size": weights["group_size"]}
         return QuantizationReport(
             method=self.name,
             library=distribution or self._method,
