@@ -83,13 +83,13 @@ import os
 import re
 import shlex
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lm_eval_bias._files import write_atomic
 from lm_eval_bias.errors import BiasEvalError
 
 SCHEMA = "lm-eval-bias/sweep"
@@ -387,20 +387,6 @@ def plan_lines(spec: SweepSpec, n_boot: int = 1000) -> list[str]:
 # ----------------------------------------------------------------------------- the output folder
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -467,7 +453,7 @@ def init_output(spec: SweepSpec, log: Callable[[str], None] = print) -> int:
     try:
         check_output(spec)  # again, under the lock
         if not (out / MANIFEST).is_file():
-            _write_atomic(out / MANIFEST, json.dumps(spec.manifest(), indent=2) + "\n")
+            write_atomic(out / MANIFEST, json.dumps(spec.manifest(), indent=2) + "\n")
         for job in spec.jobs:
             partial = out / (job.folder + PARTIAL_SUFFIX)
             if partial.exists():

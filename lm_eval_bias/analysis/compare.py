@@ -37,13 +37,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from lm_eval_bias._files import write_atomic
 from lm_eval_bias.analysis.runs import Run, read_run
 from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.metrics.flips import (
@@ -606,33 +606,16 @@ def check_output_file(path: str | Path) -> Path:
     return path
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    """A temporary file in the same folder, then a rename: readers never see half a file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 def write_json(result: dict, path: str | Path) -> None:
     """Write `result` as JSON (sorted keys, no NaN) atomically: a temporary file in the same folder,
     then a rename."""
     path = check_output_file(path)
     text = json.dumps(_jsonable(result), sort_keys=True, indent=2, allow_nan=False,
                       ensure_ascii=False)
-    _write_text_atomic(path, text + "\n")
+    write_atomic(path, text + "\n")
 
 
 def write_markdown(result: dict, path: str | Path) -> None:
     """Write `render_markdown(result)` atomically (as `write_json`)."""
     path = check_output_file(path)
-    _write_text_atomic(path, render_markdown(result))
+    write_atomic(path, render_markdown(result))

@@ -22,11 +22,11 @@ from __future__ import annotations
 import base64
 import html
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
 
+from lm_eval_bias._files import write_atomic
 from lm_eval_bias.analysis.compare import _jsonable
 from lm_eval_bias.analysis.runs import read_run
 from lm_eval_bias.analysis.submission import validate_schema
@@ -206,9 +206,7 @@ def build_leaderboard(submissions: str | Path, output: str | Path, *, plots: boo
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     index = out / "index.html"
-    tmp = out / ".index.html.tmp"
-    tmp.write_text(render_page(rows, skipped), encoding="utf-8")
-    os.replace(tmp, index)
+    write_atomic(index, render_page(rows, skipped))
     return {"index": index, "entries": report,
             "n_listed": len(rows), "n_unverified": sum(r["status"] == "unverified" for r in rows),
             "n_skipped": len(skipped)}

@@ -17,10 +17,10 @@ import base64
 import html
 import io
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from lm_eval_bias._files import write_atomic
 from lm_eval_bias.analysis.compare import write_json
 from lm_eval_bias.errors import BiasEvalError
 
@@ -371,20 +371,6 @@ def render_plots(report: dict) -> dict[str, bytes]:
 # ----------------------------------------------------------------------------- writing
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 def write_report(report: dict, out_dir: str | Path, *, plots: bool = True) -> dict[str, Path]:
     """Write report.json, report.md, report.html and plots/*.png into `out_dir` (created).
     Returns {name: path} of the files written."""
@@ -403,13 +389,13 @@ def write_report(report: dict, out_dir: str | Path, *, plots: bool = True) -> di
         (out_dir / "plots").mkdir(exist_ok=True)
         for name, data in png.items():
             p = out_dir / "plots" / f"{name}.png"
-            _atomic_write(p, data)
+            write_atomic(p, data)
             files[f"plot:{name}"] = p
             rel[name] = f"plots/{name}.png"
     write_json(report, out_dir / "report.json")
     files["json"] = out_dir / "report.json"
-    _atomic_write(out_dir / "report.md", render_markdown(report, rel).encode("utf-8"))
+    write_atomic(out_dir / "report.md", render_markdown(report, rel).encode("utf-8"))
     files["md"] = out_dir / "report.md"
-    _atomic_write(out_dir / "report.html", render_html(report, png).encode("utf-8"))
+    write_atomic(out_dir / "report.html", render_html(report, png).encode("utf-8"))
     files["html"] = out_dir / "report.html"
     return files
