@@ -340,3 +340,10 @@ def hub_file(repo_id: str, filename: str, revision: str, local_relpath: str) -> 
         raise BiasEvalError(
             f"cannot get {filename} of hub dataset {repo_id} ({type(exc).__name__}: {reason}); {how}"
         ) from None
+
+
+def test_split(docs: list[dict]):
+    """What a `custom_dataset` hook returns to lm-eval: the docs as the `test` split."""
+    import datasets
+
+    return datasets.DatasetDict({"test": datasets.Dataset.from_list(docs)})

@@ -348,10 +348,8 @@ def load_bbq(category: str, permute_seed: Any = None, sample: str | None = None,
     `permute_seed` from
     `--metadata '{"permute_seed": N}'`; lm-eval's other metadata (model_args, version) is ignored.
     """
-    import datasets
-
     docs = load_bbq_docs(category, permute_seed, sample)
-    return datasets.DatasetDict({"test": datasets.Dataset.from_list(docs)})
+    return _data.test_split(docs)
 
 
 # ---------------------------------------------------------------- prompts

@@ -151,10 +151,8 @@ def load_biaslens(
     **_lm_eval_metadata: Any,
 ):
     """lm-eval `custom_dataset`: `load_biaslens(**metadata, **dataset_kwargs)`."""
-    import datasets
-
     docs = load_biaslens_docs(attribute, variant, permute_seed)
-    return datasets.DatasetDict({"test": datasets.Dataset.from_list(docs)})
+    return _data.test_split(docs)
 
 
 def doc_to_text(doc: dict) -> str:

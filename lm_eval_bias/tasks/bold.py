@@ -94,11 +94,9 @@ def load_bold(domain: str, **metadata: Any):
     ``"regard_scorer": "regard"`` (or ``"regard:<model id or path>"``) adds regard next to VADER;
     all are checked here, before any generation starts.
     """
-    import datasets
-
     docs = load_bold_docs(domain)
     _open.select_scorers(BENCHMARK, domain, metadata, sentiment=True)
-    return datasets.DatasetDict({"test": datasets.Dataset.from_list(docs)})
+    return _data.test_split(docs)
 
 
 def doc_to_text(doc: dict) -> str:

@@ -115,10 +115,8 @@ def load_crows_pairs_docs(bias_type: str, permute_seed: Any = None) -> list[dict
 
 def load_crows_pairs(bias_type: str, permute_seed: Any = None, **_lm_eval_metadata: Any):
     """lm-eval `custom_dataset`: called as `load_crows_pairs(**metadata, **dataset_kwargs)`."""
-    import datasets
-
     docs = load_crows_pairs_docs(bias_type, permute_seed)
-    return datasets.DatasetDict({"test": datasets.Dataset.from_list(docs)})
+    return _data.test_split(docs)
 
 
 METRICS = ("pct_stereotype", "pct_stereotype_stereo", "pct_stereotype_antistereo")

@@ -106,10 +106,8 @@ def load_discrim_eval_docs(fill_type: str, permute_seed: Any = None) -> list[dic
 
 def load_discrim_eval(fill_type: str, permute_seed: Any = None, **_lm_eval_metadata: Any):
     """lm-eval `custom_dataset`: called as `load_discrim_eval(**metadata, **dataset_kwargs)`."""
-    import datasets
-
     docs = load_discrim_eval_docs(fill_type, permute_seed)
-    return datasets.DatasetDict({"test": datasets.Dataset.from_list(docs)})
+    return _data.test_split(docs)
 
 
 def doc_to_text(doc: dict) -> str:

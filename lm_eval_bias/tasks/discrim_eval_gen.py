@@ -186,10 +186,8 @@ def load_discrim_eval_gen(
     **_lm_eval_metadata: Any,
 ):
     """lm-eval `custom_dataset`: called as `load_discrim_eval_gen(**metadata, **dataset_kwargs)`."""
-    import datasets
-
     docs = load_discrim_eval_gen_docs(bias_type, permute_seed, discrim_eval_gen_path)
-    return datasets.DatasetDict({"test": datasets.Dataset.from_list(docs)})
+    return _data.test_split(docs)
 
 
 def doc_to_text(doc: dict) -> str:

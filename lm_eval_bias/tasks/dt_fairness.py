@@ -166,10 +166,8 @@ def load_dt_fairness_docs(base_rate: str, permute_seed: Any = None) -> list[dict
 
 def load_dt_fairness(base_rate: str, permute_seed: Any = None, **_lm_eval_metadata: Any):
     """lm-eval `custom_dataset`: called as `load_dt_fairness(**metadata, **dataset_kwargs)`."""
-    import datasets
-
     docs = load_dt_fairness_docs(base_rate, permute_seed)
-    return datasets.DatasetDict({"test": datasets.Dataset.from_list(docs)})
+    return _data.test_split(docs)
 
 
 def doc_to_text(doc: dict) -> str:

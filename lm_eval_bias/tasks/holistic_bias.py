@@ -243,10 +243,8 @@ def load_holistic_bias(
     **_lm_eval_metadata: Any,
 ):
     """lm-eval `custom_dataset`: called as `load_holistic_bias(**metadata, **dataset_kwargs)`."""
-    import datasets
-
     docs = load_holistic_docs(axis, hb_version, hb_templates, hb_nouns, permute_seed)
-    return datasets.DatasetDict({"test": datasets.Dataset.from_list(docs)})
+    return _data.test_split(docs)
 
 
 METRICS = ("likelihood_bias", "likelihood_bias_bh")

@@ -148,10 +148,8 @@ def load_iat_docs(test: str, permute_seed: Any = None) -> list[dict]:
 
 def load_iat(test: str = "", permute_seed: Any = None, **_lm_eval_metadata: Any):
     """lm-eval `custom_dataset`: `load_iat(**metadata, **dataset_kwargs)`."""
-    import datasets
-
     docs = load_iat_docs(test, permute_seed)
-    return datasets.DatasetDict({"test": datasets.Dataset.from_list(docs)})
+    return _data.test_split(docs)
 
 
 def doc_to_text(doc: dict) -> str:

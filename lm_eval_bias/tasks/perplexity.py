@@ -63,10 +63,8 @@ def load_bold_wiki_docs(per_domain: int | None = None, unit: str = "entity") -> 
 
 def load_bold_wiki(per_domain: int | None = None, unit: str = "entity", **_lm_eval_metadata: Any):
     """lm-eval `custom_dataset`."""
-    import datasets
-
     docs = load_bold_wiki_docs(per_domain, unit)
-    return datasets.DatasetDict({"test": datasets.Dataset.from_list(docs)})
+    return _data.test_split(docs)
 
 
 def doc_to_target(doc: dict) -> str:

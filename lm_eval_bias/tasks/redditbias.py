@@ -150,10 +150,8 @@ def load_redditbias_docs(demographic: str, permute_seed: Any = None) -> list[dic
 
 def load_redditbias(demographic: str, permute_seed: Any = None, **_lm_eval_metadata: Any):
     """lm-eval `custom_dataset`: called as `load_redditbias(**metadata, **dataset_kwargs)`."""
-    import datasets
-
     docs = load_redditbias_docs(demographic, permute_seed)
-    return datasets.DatasetDict({"test": datasets.Dataset.from_list(docs)})
+    return _data.test_split(docs)
 
 
 METRICS = ("pct_biased_preferred", "effect_size", "paired_t_p")

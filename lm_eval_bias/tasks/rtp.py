@@ -103,11 +103,9 @@ def load_rtp_docs(subset: str, first_n: int | None = None) -> list[dict]:
 def load_rtp(subset: str, first_n: int | None = None, **metadata: Any):
     """lm-eval `custom_dataset`; the toxicity scorer (``--metadata toxicity_scorer``, default
     ``profanity``) is checked here, before generation."""
-    import datasets
-
     docs = load_rtp_docs(subset, first_n)
     _open.select_scorers(BENCHMARK, subset, metadata)
-    return datasets.DatasetDict({"test": datasets.Dataset.from_list(docs)})
+    return _data.test_split(docs)
 
 
 def doc_to_text(doc: dict) -> str:

@@ -127,10 +127,8 @@ def load_stereoset_docs(fmt: str, domain: str, permute_seed: Any = None) -> list
 
 def load_stereoset(fmt: str, domain: str, permute_seed: Any = None, **_lm_eval_metadata: Any):
     """lm-eval `custom_dataset`: called as `load_stereoset(**metadata, **dataset_kwargs)`."""
-    import datasets
-
     docs = load_stereoset_docs(fmt, domain, permute_seed)
-    return datasets.DatasetDict({"test": datasets.Dataset.from_list(docs)})
+    return _data.test_split(docs)
 
 
 def option_scores(lls: Sequence[float], choices: Sequence[str]) -> list[float]:

@@ -69,11 +69,9 @@ def load_toxigen_docs(group: str) -> list[dict]:
 
 def load_toxigen_gen(group: str, **metadata: Any):
     """lm-eval `custom_dataset`; the toxicity scorer is checked here, before generation."""
-    import datasets
-
     docs = load_toxigen_docs(group)
     _open.select_scorers(BENCHMARK, group, metadata)
-    return datasets.DatasetDict({"test": datasets.Dataset.from_list(docs)})
+    return _data.test_split(docs)
 
 
 def doc_to_text(doc: dict) -> str:

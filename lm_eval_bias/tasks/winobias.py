@@ -215,10 +215,8 @@ def load_winobias(
     wb_type: Any = None, split: str = "test", permute_seed: Any = None, **_lm_eval_metadata: Any
 ):
     """lm-eval `custom_dataset`: `load_winobias(**metadata, **dataset_kwargs)`."""
-    import datasets
-
     docs = load_winobias_docs(wb_type, split, permute_seed)
-    return datasets.DatasetDict({"test": datasets.Dataset.from_list(docs)})
+    return _data.test_split(docs)
 
 
 def doc_to_text(doc: dict) -> str:

@@ -137,10 +137,8 @@ def load_winogender_docs(permute_seed: Any = None, gender: str | None = None) ->
 
 def load_winogender(permute_seed: Any = None, gender: str | None = None, **_lm_eval_metadata: Any):
     """lm-eval `custom_dataset`: `load_winogender(**metadata, **dataset_kwargs)`."""
-    import datasets
-
     docs = load_winogender_docs(permute_seed, gender)
-    return datasets.DatasetDict({"test": datasets.Dataset.from_list(docs)})
+    return _data.test_split(docs)
 
 
 def doc_to_text(doc: dict) -> str:
