@@ -93,7 +93,8 @@ SCHEMA_VERSION = 1
 # Measurements of a run, not settings: two runs of one setting (e.g. seeds run as separate
 # lm_eval commands) must land in the same condition.
 VOLATILE_QUANT_KEYS = ("quantize_seconds", "load_seconds", "kl_fixed_text", "mean_relative_error", "model_bytes_before",
-                       "model_bytes_after", "library_version", "n_modules_quantized",
+                       "model_bytes_after", "library_version", "optimum_version",
+                       "n_modules_quantized",
                        "n_modules_skipped", "modules_skipped")
 _SEED_CONFIG_KEYS = ("random_seed", "numpy_seed", "torch_seed", "fewshot_seed")
 #: lm-eval metrics that measure language-model quality (lower is better).

@@ -19,7 +19,10 @@ Methods (`lm_eval_bias/models/quant/`, one module each; `QUANTIZERS.names()` lis
 | torchao_int8, torchao_w8a8 | torchao | post-load | skip |
 | torchao_intx | torchao | post-load | bits 1-8, group_size, sym, skip |
 | quanto | optimum-quanto | post-load | weights (int8, int4, int2, float8), skip |
+| gptq | gptqmodel (via optimum) | post-load, calibrated | bits 2/3/4/8, group_size, sym, desc_act, damp_percent, calib, n_calib, calib_len, calib_seed |
 | prequantized | the checkpoint's | saved quantized | none; the default for a quantized checkpoint |
+
+lm-eval's `autogptq=true` / `gptqmodel=true` are routed to quant=gptq (`route_legacy_gptq`).
 
 A checkpoint that is already quantized is evaluated as saved when quant= is not given (or none)
 and recorded as `prequantized` with its format; another method on it is a one-line error.
@@ -82,6 +85,30 @@ def check_checkpoint_location(name: str, *, revision: str = "main", subfolder: s
                             f"(hf download {name}) or give a local checkpoint folder")
 
 
+def route_legacy_gptq(method: str, autogptq, gptqmodel) -> str:
+    """The method that lm-eval's own `autogptq=` / `gptqmodel=` model_args ask for: quant=gptq.
+
+    HFLM loads with auto-gptq (which no longer imports with transformers 5) or with gptqmodel's
+    own model class, outside transformers; hf-quant loads GPTQ through transformers + gptqmodel
+    instead (a GPTQ checkpoint as saved, a plain one calibrated by quant=gptq), so that the model
+    is the same `PreTrainedModel` whatever the flag, checked and recorded alike.
+    """
+    given = [(name, value) for name, value in (("autogptq", autogptq), ("gptqmodel", gptqmodel))
+             if value not in (False, None, "", "false", "False")]
+    if not given:
+        return method
+    name, value = given[0]
+    if value is not True and str(value).strip().lower() not in ("true", "1", "yes"):
+        raise BiasEvalError(
+            f"hf-quant: {name}={value} names a weights file, which transformers' GPTQ loader "
+            f"does not take (it reads model.safetensors or its index); rename the file in the "
+            f"checkpoint folder and pass {name}=true")
+    if method not in ("none", "gptq"):
+        raise BiasEvalError(f"hf-quant: {name}=true means quant=gptq, but quant={method} was "
+                            f"given too; keep one of them")
+    return "gptq"
+
+
 class HFQuantLM(PrefixScoringMixin, HFLM):
     """`HFLM` plus one quantization step. Registered as `hf-quant` by `lm_eval_bias._plugin`.
 
@@ -100,6 +127,8 @@ class HFQuantLM(PrefixScoringMixin, HFLM):
         options = {key: kwargs.pop(key) for key in QUANTIZERS.option_names() if key in kwargs}
         # lm-eval parses the text "none" into None.
         method = "none" if quant is None else str(quant).strip().lower()
+        method = route_legacy_gptq(method, kwargs.pop("autogptq", False),
+                                   kwargs.pop("gptqmodel", False))
         self._quantizer = QUANTIZERS.build(method, options)
         self._quantizer.validate_environment()  # before spending minutes on loading
         if isinstance(pretrained, (str, os.PathLike)):

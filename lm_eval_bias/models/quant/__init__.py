@@ -10,7 +10,7 @@ from lm_eval_bias.models.quant.registry import QUANTIZERS, QuantizerRegistry, re
 
 # Importing a method module registers it; the order here is the order error messages list them.
 from lm_eval_bias.models.quant import none, rtn, act  # noqa: F401  isort: skip
-from lm_eval_bias.models.quant import bnb, torchao, quanto  # noqa: F401  isort: skip
+from lm_eval_bias.models.quant import bnb, torchao, quanto, gptq  # noqa: F401  isort: skip
 from lm_eval_bias.models.quant import prequantized  # noqa: F401  isort: skip
 
 __all__ = ["QUANTIZERS", "QuantizationReport", "Quantizer", "QuantizerRegistry",

@@ -22,16 +22,18 @@ from lm_eval_bias.models.quant.base import (
 )
 from lm_eval_bias.models.quant.registry import register_quantizer
 
-# quant_method -> (import name, distribution, pip line) of the library that loads the format.
+# quant_method -> (import names, distribution, pip line) of the library that loads the format.
 LIBRARIES = {
-    "bitsandbytes": ("bitsandbytes", "bitsandbytes", 'pip install "lm-eval-bias[bnb]"'),
-    "torchao": ("torchao", "torchao", 'pip install "lm-eval-bias[torchao]"'),
-    "quanto": ("optimum.quanto", "optimum-quanto", 'pip install "lm-eval-bias[quanto]"'),
-    "compressed-tensors": ("compressed_tensors", "compressed-tensors",
+    "bitsandbytes": (("bitsandbytes",), "bitsandbytes", 'pip install "lm-eval-bias[bnb]"'),
+    "torchao": (("torchao",), "torchao", 'pip install "lm-eval-bias[torchao]"'),
+    "quanto": (("optimum", "optimum.quanto"), "optimum-quanto",
+               'pip install "lm-eval-bias[quanto]"'),
+    "compressed-tensors": (("compressed_tensors",), "compressed-tensors",
                            'pip install "lm-eval-bias[compressed-tensors]"'),
-    "gptq": ("gptqmodel", "gptqmodel", "pip install gptqmodel optimum"),
-    "awq": ("awq", "autoawq", "pip install autoawq"),
-    "hqq": ("hqq", "hqq", "pip install hqq"),
+    # transformers 5 loads GPTQ (through optimum) and AWQ checkpoints with gptqmodel
+    "gptq": (("gptqmodel", "optimum"), "gptqmodel", 'pip install "lm-eval-bias[gptq]"'),
+    "awq": (("gptqmodel",), "gptqmodel", 'pip install "lm-eval-bias[gptq]"'),
+    "hqq": (("hqq",), "hqq", "pip install hqq"),
 }
 
 
@@ -72,11 +74,13 @@ class PrequantizedQuantizer(Quantizer):
                 "not quantized; pick a method (e.g. quant=rtn,bits=4) or drop quant=")
         self._method = _quant_method(checkpoint_config)
         self._format = describe_quantization_config(checkpoint_config)
-        module, _, install = LIBRARIES.get(self._method, (None, None, None))
-        if module is not None and importlib.util.find_spec(module.split(".")[0]) is None:
+        modules, _, install = LIBRARIES.get(self._method, ((), None, None))
+        # parents first: find_spec("optimum.quanto") imports optimum, which may be missing
+        missing = next((m for m in modules if importlib.util.find_spec(m) is None), None)
+        if missing is not None:
             raise BiasEvalError(
                 f"quant=prequantized: the checkpoint is quantized as {self._format}, which needs "
-                f"{module}, which is not installed; run: {install}")
+                f"{missing}, which is not installed; run: {install}")
 
     def quantize(self, model) -> QuantizationReport:
         from lm_eval_bias.models.quant._inspect import (
