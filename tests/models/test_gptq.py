@@ -28,6 +28,10 @@ pytest.importorskip("optimum.gptq")
 
 # small enough for a tiny model on 2 cores (about a second per model)
 SMALL = {"group_size": 32, "n_calib": 16, "calib_len": 64}
+# Quantizing (packing) and loading GPTQ/AWQ layers compile gptqmodel's CPU extensions on first use
+# (about 80 s once per machine, cached in ~/.cache/gptqmodel): those tests are `slow`; the ones
+# that fail before any GPTQ work are not.
+compiles = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +57,7 @@ def gptq4(tiny_llama_dir, calib_file):
     return gptq_lm(tiny_llama_dir, calib_file, bits=4)
 
 
+@compiles
 def test_quantizes_scores_and_records(gptq4, calib_file, reference):
     scores = loglikelihoods(gptq4)
     assert all(math.isfinite(s) for s in scores) and scores != reference
@@ -78,6 +83,7 @@ def test_quantizes_scores_and_records(gptq4, calib_file, reference):
     assert gptq4.model.config.quantization_config.dataset is None
 
 
+@compiles
 def test_error_grows_as_bits_shrink_and_stays_below_rtn(tiny_llama_dir, calib_file, reference):
     kls, diffs = {}, {}
     for bits in (8, 4, 3, 2):
@@ -94,6 +100,7 @@ def test_error_grows_as_bits_shrink_and_stays_below_rtn(tiny_llama_dir, calib_fi
         assert kls[bits] < 0.8 * rtn.get_model_info()["quantization"]["kl_fixed_text"]
 
 
+@compiles
 def test_same_seed_same_model_and_the_seed_is_recorded(tiny_llama_dir, calib_file, gptq4):
     again = gptq_lm(tiny_llama_dir, calib_file, bits=4)
     assert loglikelihoods(again) == loglikelihoods(gptq4)
@@ -102,6 +109,7 @@ def test_same_seed_same_model_and_the_seed_is_recorded(tiny_llama_dir, calib_fil
     assert loglikelihoods(other) != loglikelihoods(gptq4)
 
 
+@compiles
 def test_options_as_lm_eval_parses_them(tiny_llama_dir, calib_file):
     lm = HFQuantLM.create_from_arg_string(
         f"pretrained={tiny_llama_dir},quant=gptq,bits=3,group_size=-1,sym=false,desc_act=true,"
@@ -127,6 +135,7 @@ def gptq_checkpoint(gptq4, tiny_llama_dir, tmp_path_factory) -> Path:
     return out
 
 
+@compiles
 def test_gptq_checkpoint_loads_as_saved_with_the_same_scores(gptq_checkpoint, gptq4):
     qc = json.loads((gptq_checkpoint / "config.json").read_text())["quantization_config"]
     assert qc["quant_method"] == "gptq" and qc["bits"] == 4 and qc.get("dataset") is None
@@ -138,6 +147,7 @@ def test_gptq_checkpoint_loads_as_saved_with_the_same_scores(gptq_checkpoint, gp
     assert record["group_size"] == 32 and record["n_modules_quantized"] == 14
 
 
+@compiles
 @pytest.mark.parametrize("model_args", [
     {"autogptq": True}, {"gptqmodel": True}, {"quant": "gptq"}, {"quant": "gptq", "bits": 4},
 ])
@@ -150,6 +160,7 @@ def test_legacy_flags_and_quant_gptq_load_a_gptq_checkpoint_as_saved(gptq_checkp
     assert loglikelihoods(lm) == loglikelihoods(gptq4)
 
 
+@compiles
 def test_autogptq_on_a_plain_checkpoint_calibrates(tiny_llama_dir, calib_file):
     lm = HFQuantLM.create_from_arg_string(
         f"pretrained={tiny_llama_dir},autogptq=true,bits=8,group_size=32,calib={calib_file},"
@@ -158,6 +169,7 @@ def test_autogptq_on_a_plain_checkpoint_calibrates(tiny_llama_dir, calib_file):
     assert record["method"] == "gptq" and record["bits"] == 8 and record["stage"] == "post_load"
 
 
+@compiles
 @pytest.mark.parametrize("model_args,message", [
     ({"quant": "gptq", "n_calib": 8}, (r"GPTQ-quantized already \(gptq 4-bit\), so n_calib "
                                       r"cannot apply; drop them")),
@@ -213,6 +225,7 @@ def awq_checkpoint(wider_llama_dir, calib_file, tmp_path_factory) -> Path:
     return out
 
 
+@compiles
 def test_awq_checkpoint_loads_as_saved_and_scores_near_the_reference(awq_checkpoint,
                                                                      wider_llama_dir):
     reference = loglikelihoods(HFLM(pretrained=str(wider_llama_dir), device="cpu", batch_size=2))
@@ -290,6 +303,7 @@ def test_registered_with_its_options():
         QUANTIZERS.option_names()
 
 
+@compiles
 def test_a_sweep_calibrates_a_copy_of_the_weights_it_loaded_once(tiny_llama_dir, calib_file,
                                                                  tmp_path):
     from lm_eval_bias.analysis.runs import read_run
@@ -308,3 +322,20 @@ def test_a_sweep_calibrates_a_copy_of_the_weights_it_loaded_once(tiny_llama_dir,
     assert (record["n_calib"], record["calib_len"], record["calib"]) == (4, 32, str(calib_file))
     assert record["kl_fixed_text"] > 0
     assert (tmp_path / "study" / "report" / "report.json").is_file()
+
+
+@compiles
+@pytest.mark.parametrize("fmt", ["gptq", "awq"])
+def test_shared_prefix_scoring_matches_the_standard_path(request, fmt):
+    """GPTQ and AWQ layers keep transformers' key/value cache: hf-quant's shared-prefix path
+    gives lm-eval's own path's scores (within 1e-4, same is_greedy and argmax)."""
+    from tests.models.test_prefix_scoring import ITEMS, _build, assert_same_scores
+
+    checkpoint = request.getfixturevalue(f"{fmt}_checkpoint")
+    requests, positions = _build(ITEMS)
+    common = {"pretrained": str(checkpoint), "device": "cpu", "batch_size": 4,
+              "dtype": "float32"}
+    on = HFQuantLM(prefix_cache=True, **common)
+    off = HFQuantLM(prefix_cache=False, **common)
+    assert_same_scores(on.loglikelihood(requests), off.loglikelihood(requests), positions)
+    assert on.__dict__.get("_prefix_verified") is True
