@@ -134,34 +134,40 @@ def test_a_built_quantized_model_passed_as_pretrained(tiny_llama_dir, checkpoint
 CT_GROUP = 32
 
 
-@pytest.fixture(scope="module")
-def compressed_tensors_w4(tiny_llama_dir, tmp_path_factory) -> Path:
-    """The tiny Llama as an int4 weight-only, group-32 compressed-tensors checkpoint: the
-    schemes attached by apply_quantization_config, min-max scales written into them, packed by
-    ModelCompressor and saved with its quantization_config, as llmcompressor saves one."""
-    pytest.importorskip("compressed_tensors")
+def _write_compressed_tensors(source: Path, out: Path, weights, input_activations=None) -> Path:
+    """`source` as a compressed-tensors checkpoint: the scheme attached by
+    apply_quantization_config, min-max weight scales written into it, compressed by
+    ModelCompressor (which picks the format: pack-quantized for int4 weights only, int-quantized
+    when activations are quantized too) and saved with its quantization_config, as llmcompressor
+    saves one."""
     from compressed_tensors.compressors import ModelCompressor
     from compressed_tensors.quantization import (
-        QuantizationArgs,
         QuantizationConfig,
         QuantizationScheme,
         QuantizationStatus,
         apply_quantization_config,
     )
-    from compressed_tensors.quantization.utils import compute_dynamic_scales_and_zp
+    from compressed_tensors.quantization.utils import (
+        calculate_qparams,
+        compute_dynamic_scales_and_zp,
+    )
 
-    out = tmp_path_factory.mktemp("prequantized-ct") / "w4a16"
-    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir, dtype=torch.float32)
-    weights = QuantizationArgs(num_bits=4, type="int", strategy="group", group_size=CT_GROUP,
-                               symmetric=True, dynamic=False)
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
+    scheme = QuantizationScheme(targets=["Linear"], weights=weights,
+                                input_activations=input_activations)
     apply_quantization_config(model, QuantizationConfig(
-        config_groups={"group_0": QuantizationScheme(targets=["Linear"], weights=weights)},
-        ignore=["lm_head"], quantization_status=QuantizationStatus.INITIALIZED))
+        config_groups={"group_0": scheme}, ignore=["lm_head"],
+        quantization_status=QuantizationStatus.INITIALIZED))
     for module in model.modules():
         if getattr(module, "quantization_scheme", None) is None:
             continue
         # the min-max weight calibration: initialization leaves placeholder scales
-        scale, zero_point = compute_dynamic_scales_and_zp(module.weight.data, weights, module)
+        w = module.weight.data
+        if weights.strategy == "channel":  # one (min, max) per output row
+            scale, zero_point = calculate_qparams(w.amin(dim=1, keepdim=True),
+                                                  w.amax(dim=1, keepdim=True), weights)
+        else:
+            scale, zero_point = compute_dynamic_scales_and_zp(w, weights, module)
         module.weight_scale.data.copy_(scale)
         module.weight_zero_point.data.copy_(zero_point)
         module.quantization_status = QuantizationStatus.FROZEN
@@ -169,16 +175,49 @@ def compressed_tensors_w4(tiny_llama_dir, tmp_path_factory) -> Path:
     compressor.compress_model(model)
     model.save_pretrained(out)
     compressor.update_config(out)
-    for tokenizer_file in tiny_llama_dir.glob("*token*"):
+    for tokenizer_file in source.glob("*token*"):
         shutil.copy(tokenizer_file, out)
     return out
 
 
-def _int4_group_rtn(weight: torch.Tensor) -> torch.Tensor:
-    """Symmetric int4 round-to-nearest per group of CT_GROUP inputs, written out by hand."""
-    groups = weight.unflatten(-1, (-1, CT_GROUP))
-    scale = groups.abs().amax(dim=-1, keepdim=True) / 7.5  # the range [-8, 7] spans 15 steps
-    return (torch.clamp(torch.round(groups / scale), -8, 7) * scale).flatten(-2)
+@pytest.fixture(scope="module")
+def compressed_tensors_w4(tiny_llama_dir, tmp_path_factory) -> Path:
+    """The tiny Llama as an int4 weight-only, group-32 compressed-tensors checkpoint (W4A16)."""
+    pytest.importorskip("compressed_tensors")
+    from compressed_tensors.quantization import QuantizationArgs
+
+    weights = QuantizationArgs(num_bits=4, type="int", strategy="group", group_size=CT_GROUP,
+                               symmetric=True, dynamic=False)
+    return _write_compressed_tensors(
+        tiny_llama_dir, tmp_path_factory.mktemp("prequantized-ct") / "w4a16", weights)
+
+
+@pytest.fixture(scope="module")
+def compressed_tensors_w8(tiny_llama_dir, tmp_path_factory) -> dict[str, Path]:
+    """int8 weights, one scale per output row: weight-only (W8A16) and with int8 activations
+    quantized per token at run time (W8A8, the format of llmcompressor's SmoothQuant recipes;
+    smoothing changes the weights' values, not the format)."""
+    pytest.importorskip("compressed_tensors")
+    from compressed_tensors.quantization import QuantizationArgs
+
+    weights = QuantizationArgs(num_bits=8, type="int", strategy="channel", symmetric=True,
+                               dynamic=False)
+    tokens = QuantizationArgs(num_bits=8, type="int", strategy="token", symmetric=True,
+                              dynamic=True)
+    root = tmp_path_factory.mktemp("prequantized-ct8")
+    return {"w8a16": _write_compressed_tensors(tiny_llama_dir, root / "w8a16", weights),
+            "w8a8": _write_compressed_tensors(tiny_llama_dir, root / "w8a8", weights, tokens)}
+
+
+def _int_rtn(weight: torch.Tensor, bits: int, group: int) -> torch.Tensor:
+    """Symmetric round-to-nearest to `bits`-bit integers per group of `group` inputs, written out
+    by hand: scale = max|w| / ((2^bits - 1) / 2), codes clamped to [-2^(bits-1), 2^(bits-1) - 1]
+    (int4: max|w| / 7.5, range [-8, 7])."""
+    groups = weight.unflatten(-1, (-1, group))
+    half_steps = (2 ** bits - 1) / 2
+    low, high = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    scale = groups.abs().amax(dim=-1, keepdim=True) / half_steps
+    return (torch.clamp(torch.round(groups / scale), low, high) * scale).flatten(-2)
 
 
 def test_compressed_tensors_checkpoint_loads_as_saved(tiny_llama_dir, compressed_tensors_w4,
@@ -226,7 +265,8 @@ def test_compressed_tensors_checkpoint_loads_as_saved(tiny_llama_dir, compressed
     original = load_file(tiny_llama_dir / "model.safetensors")[
         "model.layers.0.mlp.down_proj.weight"]
     assert not torch.equal(down.weight.data, original)
-    torch.testing.assert_close(down.weight.data, _int4_group_rtn(original), rtol=0, atol=1e-6)
+    torch.testing.assert_close(down.weight.data, _int_rtn(original, 4, CT_GROUP), rtol=0,
+                               atol=1e-6)
 
 
 def test_compressed_tensors_checkpoint_with_quant_prequantized(compressed_tensors_w4):
@@ -234,3 +274,43 @@ def test_compressed_tensors_checkpoint_with_quant_prequantized(compressed_tensor
     record = lm.get_model_info()["quantization"]
     assert record["method"] == "prequantized"
     assert record["checkpoint_format"] == "compressed-tensors pack-quantized"
+
+
+@pytest.mark.parametrize("name,fmt,act_bits", [
+    ("w8a16", "compressed-tensors pack-quantized", None),
+    ("w8a8", "compressed-tensors int-quantized", 8),
+])
+def test_compressed_tensors_int8_checkpoints_load_as_saved(tiny_llama_dir, compressed_tensors_w8,
+                                                           reference, name, fmt, act_bits):
+    from safetensors.torch import load_file
+
+    lm = HFQuantLM(pretrained=str(compressed_tensors_w8[name]), device="cpu", batch_size=2)
+    record = lm.get_model_info()["quantization"]
+    assert record["method"] == "prequantized" and record["checkpoint_format"] == fmt
+    assert (record["bits"], record["group_size"]) == (8, -1)
+    assert record.get("act_bits") == act_bits
+    assert record["n_modules_quantized"] == 14 and record["modules_skipped"] == ["lm_head"]
+    down = lm.model.model.layers[0].mlp.down_proj
+    assert down.quantization_scheme.weights.num_bits == 8
+    assert (down.quantization_scheme.input_activations is not None) == (act_bits is not None)
+
+    scores = loglikelihoods(lm)
+    assert all(math.isfinite(s) for s in scores) and scores != reference
+    assert max(abs(a - b) for a, b in zip(scores, reference)) < 0.1  # 8 bits: a small change
+    # the saved weights are the original ones rounded to int8 per output row
+    original = load_file(tiny_llama_dir / "model.safetensors")[
+        "model.layers.0.mlp.down_proj.weight"]
+    torch.testing.assert_close(down.weight.data, _int_rtn(original, 8, original.shape[1]),
+                               rtol=0, atol=1e-6)
+
+
+def test_w8a8_quantizes_activations_at_run_time(compressed_tensors_w8):
+    """Same int8 weights; W8A8 also rounds each token's input to int8, so scores move."""
+    def load(name):
+        return HFQuantLM(pretrained=str(compressed_tensors_w8[name]), device="cpu", batch_size=2)
+
+    w8a16, w8a8 = load("w8a16"), load("w8a8")
+    assert loglikelihoods(w8a8) != loglikelihoods(w8a16)
+    # (the dense weight exists only once a forward pass has decompressed it)
+    assert torch.equal(w8a16.model.model.layers[0].mlp.down_proj.weight,
+                       w8a8.model.model.layers[0].mlp.down_proj.weight)

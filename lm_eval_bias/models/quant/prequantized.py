@@ -43,19 +43,21 @@ def _quant_method(config: Any) -> str:
 
 
 
-def compressed_tensors_weights(qc: dict) -> dict | None:
-    """The weight scheme of a compressed-tensors config when all its scheme groups agree (what a
-    uniform W4A16 / W8A16 / W8A8 checkpoint has); None otherwise or for other formats."""
+def compressed_tensors_scheme(qc: dict, part: str = "weights") -> dict | None:
+    """One part ("weights" or "input_activations") of a compressed-tensors config's schemes when
+    all its scheme groups agree on bits and group size (what a uniform W4A16 / W8A16 / W8A8
+    checkpoint has); None otherwise, when no group quantizes that part, or for other formats."""
     groups = qc.get("config_groups")
     if not isinstance(groups, dict) or not groups:
         return None
-    schemes = [g.get("weights") for g in groups.values() if isinstance(g, dict)]
+    schemes = [g.get(part) for g in groups.values() if isinstance(g, dict)]
     if not schemes or any(not isinstance(w, dict) for w in schemes):
         return None
     keys = ("num_bits", "group_size")
     if any(tuple(w.get(k) for k in keys) != tuple(schemes[0].get(k) for k in keys) for w in schemes):
         return None
     return schemes[0]
+
 
 @register_quantizer("prequantized")
 class PrequantizedQuantizer(Quantizer):
@@ -101,11 +103,15 @@ class PrequantizedQuantizer(Quantizer):
         if self._method == "bitsandbytes":
             bits = 4 if (qc.get("load_in_4bit") or qc.get("_load_in_4bit")) else 8
         settings = {"group_size": qc["group_size"]} if "group_size" in qc else {}
-        weights = compressed_tensors_weights(qc)
+        weights = compressed_tensors_scheme(qc, "weights")
         if weights is not None:  # compressed-tensors keeps them per scheme group
             bits = weights.get("num_bits")
             if weights.get("group_size") is not None:
                 settings = {"group_size": weights["group_size"]}
+            elif weights.get("strategy") == "channel":
+                settings = {"group_size": -1}  # one scale per output row
+        activations = compressed_tensors_scheme(qc, "input_activations")
+        act_bits = activations.get("num_bits") if activations is not None else None
         return QuantizationReport(
             method=self.name,
             library=distribution or self._method,
@@ -119,4 +125,5 @@ class PrequantizedQuantizer(Quantizer):
             model_bytes_after=model_bytes(model),
             simulated=False,
             checkpoint_format=self._format,
+            act_bits=act_bits if isinstance(act_bits, int) else None,
         )
