@@ -114,6 +114,7 @@ settings (comma-separated):
   rtn:4          quant=rtn,bits=4
   rtn:4:g64      quant=rtn,bits=4,group_size=64   (g-1: one group per output row)
   rtn:3:g64:sym=true, torchao_intx:4:g32, quanto:weights=int4, nf4, bnb8, torchao_int8
+  gptq:4:g128:calib=wikitext2:n_calib=128   (calib= also takes a .txt or .jsonl path)
   lists inside a value use "|": rtn:4:skip=lm_head|mlp.down_proj
 run folders: OUT/<setting with : -> _, = -> -, | -> +>[_seed<k>], e.g. OUT/rtn_4_g64_seed1"""
 
