@@ -92,10 +92,10 @@ SCHEMA_VERSION = 1
 #: Quantization-record keys that describe one execution, not the condition.
 # Measurements of a run, not settings: two runs of one setting (e.g. seeds run as separate
 # lm_eval commands) must land in the same condition.
-VOLATILE_QUANT_KEYS = ("quantize_seconds", "load_seconds", "kl_fixed_text", "mean_relative_error", "model_bytes_before",
-                       "model_bytes_after", "library_version", "optimum_version",
-                       "n_modules_quantized",
-                       "n_modules_skipped", "modules_skipped")
+VOLATILE_QUANT_KEYS = ("quantize_seconds", "load_seconds", "kl_fixed_text", "mean_relative_error",
+                       "model_bytes_before", "model_bytes_after", "library_version",
+                       "optimum_version", "n_modules_quantized", "n_modules_skipped",
+                       "modules_skipped")
 _SEED_CONFIG_KEYS = ("random_seed", "numpy_seed", "torch_seed", "fewshot_seed")
 #: lm-eval metrics that measure language-model quality (lower is better).
 QUALITY_METRICS = ("word_perplexity", "byte_perplexity", "bits_per_byte", "perplexity")

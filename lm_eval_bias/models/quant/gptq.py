@@ -33,6 +33,7 @@ from lm_eval_bias.models.quant.base import (
     Quantizer,
     describe_quantization_config,
     library_version,
+    parameter_bytes,
     parse_bool,
     parse_int,
     quantization_config_dict,
@@ -40,11 +41,12 @@ from lm_eval_bias.models.quant.base import (
 from lm_eval_bias.models.quant.registry import register_quantizer
 
 BITS = (2, 3, 4, 8)  # what GPTQConfig and gptqmodel's kernels take
-DEFAULT_GROUP_SIZE = 128
-DEFAULT_CALIB = "wikitext2"
-DEFAULT_N_CALIB = 128  # the GPTQ paper's 128 segments
-DEFAULT_CALIB_LEN = 2048  # of 2048 tokens
-DEFAULT_DAMP_PERCENT = 0.1  # GPTQ's and transformers' default
+# Defaults of the options the user leaves out. bits has none (required to calibrate); calib_len is
+# DEFAULT_CALIB_LEN or the model's context if shorter. 128 windows of 2048 tokens are the GPTQ
+# paper's calibration; damp_percent 0.1 is GPTQ's and transformers' default.
+DEFAULTS = {"group_size": 128, "sym": True, "desc_act": False, "damp_percent": 0.1,
+            "calib": "wikitext2", "n_calib": 128, "calib_seed": 0}
+DEFAULT_CALIB_LEN = 2048
 CALIBRATION_OPTIONS = ("calib", "n_calib", "calib_len", "calib_seed", "desc_act", "damp_percent",
                        "sym")
 
@@ -61,18 +63,15 @@ class GPTQQuantizer(Quantizer):
 
     def __init__(self, bits=None, group_size=None, sym=None, desc_act=None, damp_percent=None,
                  calib=None, n_calib=None, calib_len=None, calib_seed=None) -> None:
+        given = {"bits": bits, "group_size": group_size, "sym": sym, "desc_act": desc_act,
+                 "damp_percent": damp_percent, "calib": calib, "n_calib": n_calib,
+                 "calib_len": calib_len, "calib_seed": calib_seed}
         # which options the user gave: on a GPTQ checkpoint, calibration options are refused
-        values = {"bits": bits, "group_size": group_size, "sym": sym, "desc_act": desc_act,
-                  "damp_percent": damp_percent, "calib": calib, "n_calib": n_calib,
-                  "calib_len": calib_len, "calib_seed": calib_seed}
-        self._given = {name for name, value in values.items() if value is not None}
-        group_size = DEFAULT_GROUP_SIZE if group_size is None else group_size
-        sym = True if sym is None else sym
-        desc_act = False if desc_act is None else desc_act
-        damp_percent = DEFAULT_DAMP_PERCENT if damp_percent is None else damp_percent
-        calib = DEFAULT_CALIB if calib is None else calib
-        n_calib = DEFAULT_N_CALIB if n_calib is None else n_calib
-        calib_seed = 0 if calib_seed is None else calib_seed
+        self._given = {name for name, value in given.items() if value is not None}
+        group_size, sym, desc_act, damp_percent, calib, n_calib, calib_seed = (
+            DEFAULTS[name] if given[name] is None else given[name]
+            for name in ("group_size", "sym", "desc_act", "damp_percent", "calib", "n_calib",
+                         "calib_seed"))
         self.bits = None if bits is None else parse_int("gptq", "bits", bits, "4")
         if self.bits is not None and self.bits not in BITS:
             raise BiasEvalError(f"quant=gptq: bits must be one of {', '.join(map(str, BITS))}, "
@@ -152,12 +151,8 @@ class GPTQQuantizer(Quantizer):
             require_quantized,
             select_linears,
         )
-        from lm_eval_bias.models.quant.base import parameter_bytes
 
-        if self.bits is None:  # a model object as `pretrained`: check_checkpoint ran on its config
-            self.check_checkpoint(None)
-        if self._tokenizer is None:
-            raise BiasEvalError("quant=gptq needs the model's tokenizer to calibrate; report this")
+        # HFQuantLM ran check_checkpoint (bits given) and bind_tokenizer before this
         start = time.perf_counter()
         targets, _ = select_linears("gptq", model, ("lm_head",), self.group_size)
         calib_len = self._calib_len(model)
@@ -181,13 +176,14 @@ class GPTQQuantizer(Quantizer):
         settings = {"group_size": self.group_size, "sym": self.sym, "desc_act": self.desc_act,
                     "damp_percent": self.damp_percent, **calib_record, "n_calib": self.n_calib,
                     "calib_len": calib_len, "calib_seed": self.calib_seed,
-                    "kernel": sorted(found.classes)}
+                    "kernel": sorted(found.classes),
+                    "optimum_version": library_version("optimum")}
         return QuantizationReport(
             method=self.name,
             library="gptqmodel",
             library_version=library_version("gptqmodel"),
             bits=self.bits,
-            settings={**settings, "optimum_version": library_version("optimum")},
+            settings=settings,
             n_modules_quantized=len(found.quantized),
             n_modules_skipped=len(found.unquantized),
             modules_skipped=found.unquantized,
