@@ -15,6 +15,7 @@ from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.models.hf_quant import HFQuantLM
 from lm_eval_bias.models.quant import QUANTIZERS
 from lm_eval_bias.models.quant.bnb import NF4Quantizer
+from tests.models._missing import error_without
 from tests.models._scoring import loglikelihoods, mean_abs_diff
 
 pytest.importorskip("bitsandbytes")
@@ -99,12 +100,8 @@ def test_bad_options_fail_before_loading(method, options, message):
 
 
 def test_missing_bitsandbytes_is_a_one_line_error_naming_the_install(monkeypatch):
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "bitsandbytes" else real(name, *a))
-    with pytest.raises(BiasEvalError) as err:
-        HFQuantLM(pretrained="/nonexistent/checkpoint", device="cpu", quant="nf4")
-    message = str(err.value)
+    message = error_without(monkeypatch, "bitsandbytes", pretrained="/nonexistent/checkpoint",
+                            quant="nf4")
     assert message.startswith("quant=nf4 needs bitsandbytes, which is not installed; run: pip "
                               "install \"lm-eval-bias[bnb]\"")
     assert "\n" not in message

@@ -21,6 +21,7 @@ from lm_eval_bias.models.hf_quant import HFQuantLM, route_legacy_gptq
 from lm_eval_bias.models.quant import QUANTIZERS
 from lm_eval_bias.models.quant._inspect import census
 from tests.conftest import build_tiny_llama
+from tests.models._missing import error_without
 from tests.models._scoring import loglikelihoods, mean_abs_diff
 
 pytest.importorskip("gptqmodel")
@@ -279,12 +280,8 @@ def test_impossible_settings_are_refused_before_quantizing(tiny_llama_dir, calib
 
 
 def test_missing_gptqmodel_is_a_one_line_error_naming_the_install(monkeypatch):
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "gptqmodel" else real(name, *a))
-    with pytest.raises(BiasEvalError) as err:
-        HFQuantLM(pretrained="/nonexistent/checkpoint", device="cpu", quant="gptq", bits=4)
-    message = str(err.value)
+    message = error_without(monkeypatch, "gptqmodel", pretrained="/nonexistent/checkpoint",
+                            quant="gptq", bits=4)
     assert message.startswith('quant=gptq needs gptqmodel, which is not installed; run: pip '
                               'install "lm-eval-bias[gptq]"')
     assert "\n" not in message

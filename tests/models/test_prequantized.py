@@ -17,6 +17,7 @@ from transformers import AutoModelForCausalLM, BitsAndBytesConfig, TorchAoConfig
 from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.models.hf_quant import HFQuantLM
 from lm_eval_bias.models.quant.base import describe_quantization_config
+from tests.models._missing import error_without
 from tests.models._scoring import loglikelihoods
 
 
@@ -111,14 +112,10 @@ def test_prequantized_on_a_plain_checkpoint_is_an_error(tiny_llama_dir):
 
 
 def test_missing_library_of_the_format_names_the_install(checkpoints, monkeypatch):
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "bitsandbytes" else real(name, *a))
-    with pytest.raises(BiasEvalError) as err:
-        HFQuantLM(pretrained=str(checkpoints["nf4"]), device="cpu")
-    assert str(err.value) == ('quant=prequantized: the checkpoint is quantized as bitsandbytes '
-                              'nf4, which needs bitsandbytes, which is not installed; run: pip '
-                              'install "lm-eval-bias[bnb]"')
+    message = error_without(monkeypatch, "bitsandbytes", pretrained=str(checkpoints["nf4"]))
+    assert message == ('quant=prequantized: the checkpoint is quantized as bitsandbytes '
+                       'nf4, which needs bitsandbytes, which is not installed; run: pip '
+                       'install "lm-eval-bias[bnb]"')
 
 
 def test_a_built_quantized_model_passed_as_pretrained(tiny_llama_dir, checkpoints):

@@ -14,6 +14,7 @@ from transformers import GPT2Config, GPT2LMHeadModel
 from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.models.hf_quant import HFQuantLM
 from lm_eval_bias.models.quant import QUANTIZERS
+from tests.models._missing import error_without
 from tests.models._scoring import loglikelihoods, mean_abs_diff
 
 pytest.importorskip("optimum.quanto")
@@ -68,14 +69,10 @@ def test_gpt2_conv1d_layers_are_refused_not_silently_skipped():
 
 
 def test_missing_quanto_is_a_one_line_error_naming_the_install(monkeypatch):
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "optimum.quanto" else real(name, *a))
-    with pytest.raises(BiasEvalError) as err:
-        HFQuantLM(pretrained="/nonexistent/checkpoint", device="cpu", quant="quanto",
-                  weights="int8")
-    assert str(err.value).startswith("quant=quanto needs optimum.quanto, which is not installed; "
-                                     "run: pip install \"lm-eval-bias[quanto]\"")
+    message = error_without(monkeypatch, "optimum.quanto",
+                            pretrained="/nonexistent/checkpoint", quant="quanto", weights="int8")
+    assert message.startswith("quant=quanto needs optimum.quanto, which is not installed; "
+                              "run: pip install \"lm-eval-bias[quanto]\"")
 
 
 @pytest.mark.slow

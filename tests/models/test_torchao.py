@@ -17,6 +17,7 @@ from lm_eval_bias.models.hf_quant import HFQuantLM
 from lm_eval_bias.models.quant import QUANTIZERS
 from lm_eval_bias.models.quant._inspect import census
 from lm_eval_bias.models.quant.torchao import TorchAoIntxQuantizer
+from tests.models._missing import error_without
 from tests.models._scoring import loglikelihoods, mean_abs_diff
 
 pytest.importorskip("torchao")
@@ -108,10 +109,7 @@ def test_a_silent_no_op_of_the_library_is_an_error(tiny_llama_dir, monkeypatch):
 
 
 def test_missing_torchao_is_a_one_line_error_naming_the_install(monkeypatch):
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "torchao" else real(name, *a))
-    with pytest.raises(BiasEvalError) as err:
-        HFQuantLM(pretrained="/nonexistent/checkpoint", device="cpu", quant="torchao_int8")
-    assert str(err.value).startswith("quant=torchao_int8 needs torchao, which is not installed; "
-                                     "run: pip install \"lm-eval-bias[torchao]\"")
+    message = error_without(monkeypatch, "torchao", pretrained="/nonexistent/checkpoint",
+                            quant="torchao_int8")
+    assert message.startswith("quant=torchao_int8 needs torchao, which is not installed; "
+                              "run: pip install \"lm-eval-bias[torchao]\"")
