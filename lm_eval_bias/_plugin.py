@@ -108,3 +108,22 @@ def patch_task_manager(manager_module) -> None:
 
     __init__._lm_eval_bias = True
     task_manager_cls.__init__ = __init__
+
+
+def guard_output_path(evaluator_module) -> None:
+    """In the `lm_eval` command: an `--output_path` lm-eval could not write is refused before the
+    model loads (`_lm_eval_outputs.check_output_path`)."""
+    if _is_lm_eval_command():
+        from lm_eval_bias._lm_eval_outputs import guard_simple_evaluate
+
+        install_error_hook()  # runs before lm_eval.models is imported
+        guard_simple_evaluate(evaluator_module)
+
+
+def guard_output_files(tracker_module) -> None:
+    """In the `lm_eval` command: a results or samples file lm-eval failed to write stops the run
+    with one line and exit 2, instead of lm-eval's warning and exit 0."""
+    if _is_lm_eval_command():
+        from lm_eval_bias._lm_eval_outputs import guard_tracker
+
+        guard_tracker(tracker_module.EvaluationTracker)

@@ -17,6 +17,8 @@ import sys
 _HOOKS = {
     "lm_eval.models": "register_models",
     "lm_eval.tasks.manager": "patch_task_manager",
+    "lm_eval.evaluator": "guard_output_path",
+    "lm_eval.loggers.evaluation_tracker": "guard_output_files",
 }
 
 
