@@ -30,6 +30,8 @@ and recorded as `prequantized` with its format; another method on it is a one-li
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import logging
 import os
 import time
@@ -85,6 +87,24 @@ def check_checkpoint_location(name: str, *, revision: str = "main", subfolder: s
                             f"(hf download {name}) or give a local checkpoint folder")
 
 
+def check_model_arg_names(kwargs: dict) -> None:
+    """Refuse a model_args key that is a near miss of one hf-quant or HFLM takes (`group_sise`):
+    HFLM would hand it to `from_pretrained`, which fails, or ignores it, only after loading.
+    Keys unlike any of ours still go to `from_pretrained`, as with `--model hf`."""
+    from transformers import PreTrainedModel
+
+    ours = (set(inspect.signature(HFLM.__init__).parameters) | QUANTIZERS.option_names()
+            | {"quant", "prefix_cache", "load_seconds"}) - {"self", "kwargs"}
+    loader = set(inspect.signature(PreTrainedModel.from_pretrained).parameters)
+    for key in kwargs:
+        if key in ours or key in loader:
+            continue
+        close = difflib.get_close_matches(key, sorted(ours), n=1, cutoff=0.8)
+        if close:
+            raise BiasEvalError(f"hf-quant: unknown model_args key {key}={kwargs[key]}; did you "
+                                f"mean {close[0]}?")
+
+
 def route_legacy_gptq(method: str, autogptq, gptqmodel) -> str:
     """The method that lm-eval's own `autogptq=` / `gptqmodel=` model_args ask for: quant=gptq.
 
@@ -121,6 +141,7 @@ class HFQuantLM(PrefixScoringMixin, HFLM):
         if load_seconds is not None and isinstance(pretrained, str):
             raise BiasEvalError("hf-quant: load_seconds is only for a model object passed as "
                                 "pretrained (in-process use); remove it from model_args")
+        check_model_arg_names(kwargs)
         # HFLM has no quantization argument and hands unknown model_args to `from_pretrained`,
         # so every registered method's options are taken out here; a method refuses the ones
         # it does not take (quant=none,bits=4 is an error, not a silent full-precision run).

@@ -68,11 +68,22 @@ def test_an_already_built_model_is_quantized_too(tiny_llama_dir, reference):
     ({"quant": "gptq4"}, "unknown quantization method quant='gptq4'; choose one of: none, rtn"),
     ({"quant": "rtn"}, "quant=rtn needs bits"),
     ({"quant": "rtn", "bits": 12}, "bits must be from 2 to 8"),
+    ({"quant": "rtn", "bits": 4, "group_sise": 32},
+     "unknown model_args key group_sise=32; did you mean group_size"),
+    ({"quant": "gptq", "bits": 4, "n_calibs": 8}, "unknown model_args key n_calibs=8; did you mean n_calib"),
+    ({"quant": "none", "trust_remote_cod": True}, "did you mean trust_remote_code"),
 ])
 def test_bad_settings_fail_before_loading(args, message):
     # the checkpoint does not exist: the error must come from our checks, before any loading
     with pytest.raises(BiasEvalError, match=message):
         HFQuantLM(pretrained="/nonexistent/checkpoint", device="cpu", **args)
+
+
+def test_model_args_unlike_ours_still_reach_from_pretrained():
+    """attn_implementation is transformers', not a near miss of ours: no refusal from the name
+    check (the missing checkpoint is what stops this one)."""
+    with pytest.raises(BiasEvalError, match="checkpoint folder not found"):
+        HFQuantLM(pretrained="/nonexistent/checkpoint", device="cpu", attn_implementation="eager")
 
 
 def test_group_size_not_dividing_a_layer_fails_with_its_name(tiny_llama_dir):
