@@ -671,6 +671,9 @@ def _evaluate_into(cfg, lm, tasks: _Tasks, tracker, partial: Path) -> None:
     results["config"]["model"] = cfg.model
     tracker.general_config_tracker.model_source = cfg.model
     samples = results.pop("samples")
+    from lm_eval_bias.tasks._data import files_read
+
+    results["data_files"] = files_read()  # as the lm_eval command records it (_lm_eval_outputs)
     tracker.save_results_aggregated(results=results, samples=samples)
     for task_name in results["configs"]:
         tracker.save_results_samples(task_name=task_name, samples=samples[task_name])

@@ -22,3 +22,10 @@ def test_demo_runs_end_to_end_offline(tmp_path):
     # 11 BBQ categories x --limit 2
     assert result["all_tasks"]["n_paired"] == 22
     assert (out / "compare.md").read_text().count("|") > 20
+    # the lm_eval command recorded which bytes each run read: the packaged sample, declared so
+    for run in ("fp32", "rtn_w4_g64"):
+        results = json.loads(next((out / "runs" / run).rglob("results_*.json")).read_text())
+        files = results["data_files"]
+        assert "bbq/data/Age.jsonl [sample]" in files, sorted(files)
+        assert all(entry["origin"] == "sample" and len(entry["sha256"]) == 64
+                   for entry in files.values())

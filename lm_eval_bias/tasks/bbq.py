@@ -298,7 +298,7 @@ def _sample_file(sample: str | None, relpath: str, *, optional: bool = False) ->
         if optional:
             return None
         raise BiasEvalError(f"the packaged BBQ sample file {path} is missing: reinstall lm-eval-bias")
-    return path
+    return _data.record_file(_data.BBQ, relpath, path, "sample")
 
 
 def load_bbq_docs(category: str, permute_seed: Any = None, sample: str | None = None) -> list[dict]:
