@@ -154,7 +154,8 @@ def ambiguous_bias_score(acc_amb: float, n_biased: int, n_non_unknown: int) -> f
 def scored(items: Iterable[PerDoc], condition: str | None = None) -> list[PerDoc]:
     """The items the R script keeps: a bias target and a valid answer ("biased" not None)."""
     return [
-        it for it in items
+        it
+        for it in items
         if it["biased"] is not None and (condition is None or it["c"] == condition)
     ]
 

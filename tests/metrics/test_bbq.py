@@ -288,7 +288,7 @@ def ours(reference):
 
 
 def test_reference_inputs_cover_the_edge_cases(reference, ours):
-    docs, scores, expected = reference
+    docs, _, expected = reference
     assert len(docs) == 192 and len({_r_category(d) for d in docs}) == 15
     assert sum(d["biased_choice"] is None for d in docs) == 4  # target_loc NA
     assert sum(d["metadata_rows"] == 2 for d in docs) == 8  # listed twice in the metadata
@@ -296,8 +296,11 @@ def test_reference_inputs_cover_the_edge_cases(reference, ours):
     assert sum(p["invalid"] for p in per_docs) > 20  # unparsable answers and tied scores
     assert sum(p["unknown"] and p["c"] == "disambig" for p in per_docs) > 20
     # no row at all for one category of one model (every answer unparsable) ...
-    assert not [r for r in expected["accuracy"] if r["model"] == "format_arc"
-                and r["category"] == "Sexual_orientation"]
+    assert not [
+        r
+        for r in expected["accuracy"]
+        if r["model"] == "format_arc" and r["category"] == "Sexual_orientation"
+    ]
     # ... and accuracy rows without a bias row (no non-unknown answer)
     bias_keys = {(r["category"], r["model"], r["context_condition"]) for r in expected["bias"]}
     acc_keys = {(r["category"], r["model"], r["context_condition"]) for r in expected["accuracy"]}
@@ -331,6 +334,8 @@ def test_bias_scores_equal_the_r_script(reference, ours, condition):
         n_non_unknown = n_biased + r["neg_Non-target"] + r["nonneg_Non-target"]
         cond_items = [it for it in ours[key] if it["c"] == condition]
         assert m.bias_counts(cond_items) == (n_biased, n_non_unknown), key
-        assert m.bias_score(n_biased, n_non_unknown) == pytest.approx(r["new_bias_score"], abs=1e-12)
+        assert m.bias_score(n_biased, n_non_unknown) == pytest.approx(
+            r["new_bias_score"], abs=1e-12
+        )
         # the script reports acc_bias scaled by 100
         assert 100 * got[key] == pytest.approx(r["acc_bias"], abs=1e-10), key

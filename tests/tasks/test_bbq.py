@@ -816,3 +816,12 @@ def test_end_to_end_generative(tiny_llama_dir, tmp_path, data_dir):
         assert rec["probs"] is None
         assert rec["pred"] == bbq.parse_answer(s["filtered_resps"][0], rec["choices"])
         assert rec["invalid"] == (rec["pred"] is None)
+
+
+def test_end_to_end_names_task(tiny_llama_dir, tmp_path, data_dir):
+    # a task of one label_type: lm-eval passes dataset_kwargs' label_type to load_bbq
+    task = "bias_bbq_lite_race_x_gender_names"
+    results, samples = _run(tiny_llama_dir, tmp_path, task, 4, data_dir)
+    assert results["bias_item,none"] == 4
+    assert {s["doc"]["label_type"] for s in samples} == {"name"}
+    assert {s["bias_item"]["label_type"] for s in samples} == {"name"}
