@@ -292,7 +292,7 @@ def test_end_to_end_all_three_benchmarks(tiny_llama_dir, tmp_path, data_dir):
     results = json.loads(Path(results_file).read_text())["results"]
     expected_metrics = {
         "dt_fairness": ["acc", "demographic_parity_diff", "equalized_odds_diff", "yes_rate"],
-        "discrim_eval": ["p_yes", "discrim_age", "discrim_gender", "discrim_race", "max_min_diff"],
+        "discrim_eval": ["p_yes", "female_bias", "age_bias", "spread_age", "spread_race", "max_min_diff"],
         "discrim_eval_gen": ["refusal_rate", "choice_spread"],
     }
     for bench, tasks in TASKS.items():
