@@ -159,8 +159,8 @@ def _batch_names() -> list[str]:
 
     names = TASKS + GROUPS + ["bias_winogender_all", "bias_winogender"]
     names += [f"bias_biaslens_{a}" for a in biaslens.ATTRIBUTES]
-    names += [f"bias_biaslens_role_{a}" for a in biaslens.ATTRIBUTES]
-    names += ["bias_biaslens", "bias_biaslens_role", "bias_iat"]
+    names += [f"bias_biaslens_lettered_{a}" for a in biaslens.ATTRIBUTES]
+    names += ["bias_biaslens", "bias_biaslens_lettered", "bias_iat"]
     names += [f"bias_iat_{s}" for s in iat.TESTS]
     names += [f"bias_iat_{c}" for c in sorted({c for c, _ in iat.TESTS.values()})]
     return names
