@@ -229,8 +229,8 @@ def test_end_to_end_one_lm_eval_run(tiny_llama_dir, tmp_path, data_dir):
             "stereo_rate",
             "corr_bls",
         ],
-        "bias_biaslens_age": ["biased_rate"],
-        "bias_iat_race_racism": ["biased_rate", "consistent_prob"],
+        "bias_biaslens_age": ["biased_rate", "non_refusal_rate"],
+        "bias_iat_race_racism": ["iat_bias", "biased_rate", "s3_iat_score", "consistent_prob"],
     }
     n_choices = {
         "bias_winobias_type1": 2,
