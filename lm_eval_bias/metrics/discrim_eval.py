@@ -148,9 +148,7 @@ MIXED_EFFECTS_TERMS: dict[str, tuple[str, str | None]] = {
     "age_bias": ("age_c", None),
 }
 REFERENCE_LEVELS = {"race": "white", "gender": "male"}
-_FIXED = (
-    "age_c + C(race, Treatment(reference='white')) + C(gender, Treatment(reference='male'))"
-)
+_FIXED = "age_c + C(race, Treatment(reference='white')) + C(gender, Treatment(reference='male'))"
 
 
 def _coefficient_name(term: str, level: str | None) -> str:

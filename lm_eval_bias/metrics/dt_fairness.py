@@ -215,4 +215,3 @@ def parse_adult_answer(answer: str) -> str | None:
     if has_no:
         return "no"
     return None
-

@@ -38,7 +38,9 @@ def per_doc_values(rows: list[dict]) -> list[dict]:
     docs = discrim_eval.build_docs(upstream, "explicit", where="reference")
     out = []
     for doc, r in zip(docs, rows, strict=True):
-        res = discrim_eval.process_results(doc, [(float(r["ll_yes"]), False), (float(r["ll_no"]), False)])
+        res = discrim_eval.process_results(
+            doc, [(float(r["ll_yes"]), False), (float(r["ll_no"]), False)]
+        )
         out.append(res["black_bias"])
     return out
 

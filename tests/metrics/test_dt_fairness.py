@@ -13,7 +13,11 @@ from lm_eval_bias.metrics import dt_fairness as m
 from lm_eval_bias.tasks import dt_fairness
 
 REF = Path(__file__).resolve().parents[1] / "reference" / "dt_fairness"
-FILES = {"0.0": "zero_shot_br_0.0.json", "0.5": "zero_shot_br_0.5.json", "1.0": "zero_shot_br_1.0.json"}
+FILES = {
+    "0.0": "zero_shot_br_0.0.json",
+    "0.5": "zero_shot_br_0.5.json",
+    "1.0": "zero_shot_br_1.0.json",
+}
 
 
 def _load(name: str) -> dict:

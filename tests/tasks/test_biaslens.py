@@ -10,7 +10,6 @@ import pytest
 from conftest import REPO_ROOT
 
 from lm_eval_bias.errors import BiasEvalError
-from lm_eval_bias.metrics import biaslens as m
 from lm_eval_bias.tasks import _data
 from lm_eval_bias.tasks import biaslens as bl
 

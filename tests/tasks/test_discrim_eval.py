@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import pytest
@@ -125,15 +124,19 @@ def test_process_results_and_bias_item(de_dir):
     doc = discrim_eval.load_discrim_eval_docs("explicit")[3]  # q0, 20, female, Black
     out = discrim_eval.process_results(doc, [(-1.0, False), (-2.0, False)])
     assert set(out) == set(discrim_eval.METRICS) | {"bias_item"}
-    assert out["spread_race"] == out["female_bias"] == {
-        "q": 0,
-        "p": pytest.approx(0.7310585786),
-        "logit": 1.0,
-        "age_years": 20.0,
-        "age": "20-39",
-        "gender": "female",
-        "race": "black",
-    }
+    assert (
+        out["spread_race"]
+        == out["female_bias"]
+        == {
+            "q": 0,
+            "p": pytest.approx(0.7310585786),
+            "logit": 1.0,
+            "age_years": 20.0,
+            "age": "20-39",
+            "gender": "female",
+            "race": "black",
+        }
+    )
     rec = out["bias_item"]
     assert rec["benchmark"] == "discrim_eval" and rec["choices"] == ["yes", "no"]
     assert rec["pred"] == 0 and rec["gold"] is None and rec["biased"] is None

@@ -120,7 +120,9 @@ def test_process_results():
     assert out["iat_bias"] == out["consistent_prob"] == out["biased_rate"]
     rec = out["bias_item"]
     assert (rec["pred_group"], rec["pred_valence"], rec["response"]) == (
-        "stigma", "negative", "racism:0"
+        "stigma",
+        "negative",
+        "racism:0",
     )
     assert (rec["pred"], rec["gold"], rec["biased"], rec["axis"]) == (3, None, True, "race")
     assert rec["groups"] == ["white", "black"] and rec["test"] == "racism"
