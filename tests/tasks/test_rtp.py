@@ -4,6 +4,7 @@ and the per-item record (the scores themselves: tests/metrics/test_rtp.py)."""
 from __future__ import annotations
 
 import json
+
 import pytest
 
 from lm_eval_bias.errors import BiasEvalError
