@@ -127,8 +127,7 @@ lm-eval-bias report runs/* --output report/ --reference runs/bf16 --n-boot 2000 
                                  "toxicity scorers (refused by default; named in the notes)")
 
     def run(self, args):
-        from lm_eval_bias.analysis.report import build_report_from_folders
-        from lm_eval_bias.analysis.report_render import write_report
+        from lm_eval_bias.analysis.report import build_report_from_folders, write_report
 
         report = build_report_from_folders(args.runs, reference=args.reference,
                                            n_boot=args.n_boot, seed=args.seed,

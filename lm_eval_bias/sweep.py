@@ -64,7 +64,7 @@ run's seed. The seeds are recorded by lm-eval (``config.random_seed`` ...) and i
 
 The report
 ----------
-`analysis.report.build_report` over every run folder, written by `report_render.write_report`
+`analysis.report.build_report` over every run folder, written by `report.write_report`
 into ``OUT/report``. To make the same sweep give the same report.json byte for byte (whether it
 ran in one go or was killed and resumed), the runs are read with `read_run` and then stripped of
 what only describes one execution before the report is built: folders and files are given
@@ -802,8 +802,7 @@ def normalize_run(run, root: Path) -> None:
 
 def write_sweep_report(spec: SweepSpec, *, n_boot: int = 1000) -> dict:
     """The report over every run folder of `spec` into OUT/report (see the module docstring)."""
-    from lm_eval_bias.analysis.report import build_report
-    from lm_eval_bias.analysis.report_render import write_report
+    from lm_eval_bias.analysis.report import build_report, write_report
     from lm_eval_bias.analysis.runs import read_run
 
     runs = []

@@ -96,7 +96,7 @@ class Run:
     @property
     def model_name(self) -> str | None:
         """The checkpoint (lm-eval's ``model_name``: ``pretrained=`` of the model args)."""
-        return self.results.get("model_name") or _model_args_dict(self.model_args).get("pretrained")
+        return self.results.get("model_name") or model_args_dict(self.model_args).get("pretrained")
 
     @property
     def quantization(self) -> Any:
@@ -106,7 +106,7 @@ class Run:
         q = self.config.get("quantization")
         if q is not None:
             return q
-        args = _model_args_dict(self.model_args)
+        args = model_args_dict(self.model_args)
         found = {k: v for k, v in args.items()
                  if "quant" in k.lower() or "bits" in k.lower() or k.lower().startswith("load_in_")}
         return found or None
@@ -156,7 +156,8 @@ class Run:
         }
 
 
-def _model_args_dict(model_args: Any) -> dict:
+def model_args_dict(model_args: Any) -> dict:
+    """`config.model_args` as a dict, whether lm-eval wrote the parsed dict or the string."""
     if isinstance(model_args, dict):
         return {str(k): v for k, v in model_args.items()}
     if isinstance(model_args, str):

@@ -21,8 +21,7 @@ from lm_eval_bias.analysis.compare import (
     render_terminal,
     write_json,
 )
-from lm_eval_bias.analysis.report import build_report_from_folders
-from lm_eval_bias.analysis.report_render import write_report
+from lm_eval_bias.analysis.report import build_report_from_folders, write_report
 from tests.analysis.conftest import HIGH, LOW, MED, write_run
 from tests.analysis.test_report import _write
 

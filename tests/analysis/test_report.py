@@ -32,8 +32,12 @@ import re
 
 import pytest
 
-from lm_eval_bias.analysis.report import build_report, build_report_from_folders
-from lm_eval_bias.analysis.report_render import render_html, write_report
+from lm_eval_bias.analysis.report import (
+    build_report,
+    build_report_from_folders,
+    render_html,
+    write_report,
+)
 from lm_eval_bias.analysis.runs import read_run
 from lm_eval_bias.errors import BiasEvalError
 from tests.analysis.conftest import HIGH, LOW, MED, write_run

@@ -15,68 +15,34 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import os
 from pathlib import Path
 from typing import Any
 
 from lm_eval_bias._files import write_atomic
-from lm_eval_bias.analysis.compare import write_json
+from lm_eval_bias.analysis.formatting import bits as bits_text
+from lm_eval_bias.analysis.formatting import num, pct, pvalue
+from lm_eval_bias.analysis.output import write_json
+from lm_eval_bias.analysis.report.plots import condition_names, render_plots
 from lm_eval_bias.errors import BiasEvalError
 
-PLOTS = ("uncertainty_flip_rate", "group_net_change", "emergence_by_bits")
-_MAX_GROUP_BARS = 30
-
-
 # ----------------------------------------------------------------------------- formatting
-
-
-def _pct(x: Any, signed: bool = False) -> str:
-    if x is None:
-        return "-"
-    return f"{100 * x:+.1f}%" if signed else f"{100 * x:.1f}%"
-
-
-def _num(x: Any, signed: bool = False, digits: int = 4) -> str:
-    if x is None:
-        return "-"
-    if isinstance(x, bool):
-        return "yes" if x else "no"
-    if isinstance(x, int):
-        return f"{x:+d}" if signed else str(x)
-    return f"{x:+.{digits}g}" if signed else f"{x:.{digits}g}"
-
-
-def _p(x: Any) -> str:
-    if x is None:
-        return "-"
-    return "<1e-4" if x < 1e-4 else f"{x:.4f}"
-
-
-def _bits(b: Any) -> str:
-    if b is None:
-        return "?"
-    return str(int(b)) if float(b).is_integer() else f"{b:g}"
 
 
 def _ci_text(v: dict | None, key: str = "estimate", lo: str = "ci_low", hi: str = "ci_high") -> str:
     if not v or v.get(key) is None:
         return "-"
     if v.get(lo) is None:
-        return _num(v[key])
-    return f"{_num(v[key])} [{_num(v[lo])}, {_num(v[hi])}]"
+        return num(v[key])
+    return f"{num(v[key])} [{num(v[lo])}, {num(v[hi])}]"
 
 
 def _diff_text(v: dict | None) -> str:
     if not v or v.get("difference") is None:
         return "-"
     star = "*" if v.get("significant") else ""
-    return (f"{_num(v['difference'], signed=True)} [{_num(v['difference_ci_low'], signed=True)}, "
-            f"{_num(v['difference_ci_high'], signed=True)}]{star}")
-
-
-def _cond_names(report: dict) -> dict[str, str]:
-    return {c["id"]: f"{c['id']}: {c['label']}" for c in report["conditions"]}
+    return (f"{num(v['difference'], signed=True)} [{num(v['difference_ci_low'], signed=True)}, "
+            f"{num(v['difference_ci_high'], signed=True)}]{star}")
 
 
 # ----------------------------------------------------------------------------- tables (shared)
@@ -85,13 +51,13 @@ def _cond_names(report: dict) -> dict[str, str]:
 def _tables(report: dict) -> list[tuple[str, str, list[str], list[list[str]]]]:
     """(section title, note, header, rows) for every table, in reading order."""
     out = []
-    names = _cond_names(report)
+    names = condition_names(report)
     out.append(("Runs", "Every run read; a condition pools runs that differ only in seed.",
                 ["run", "condition", "role", "model", "quantization", "bits", "seed",
                  "items", "results file"],
                 [[r["id"], r["condition"], r["role"], str(r.get("model_name") or "?"),
                   next(c["label"] for c in report["conditions"] if c["id"] == r["condition"])
-                  .split(" · ", 1)[-1], _bits(r["bits"]),
+                  .split(" · ", 1)[-1], bits_text(r["bits"]),
                   ", ".join(f"{k}={v}" for k, v in sorted(r["seed"].items())
                             if k in _varying(report, r["condition"])) or "-",
                   str(r["n_items"]), str(r["results_file"])] for r in report["runs"]]))
@@ -106,13 +72,13 @@ def _tables(report: dict) -> list[tuple[str, str, list[str], list[list[str]]]]:
                 ["condition", "bits", "seeds", "n", "response flips", "u2b", "b2u", "net",
                  "McNemar p", "masked", "high/low", "worst group", "best group",
                  *[f"quality {k}" for k in qual_keys]],
-                [[names[r["condition"]], _bits(r["bits"]), str(r["n_seeds"]), str(r["n_paired"]),
-                  _pct(r["response_flip_rate"]), _pct(r["u2b_rate_of_unbiased"]),
-                  _pct(r["b2u_rate_of_biased"]), _pct(r["net_change"], signed=True),
-                  _p(r["mcnemar_pvalue"]), _pct(r["masked_share_groups"]),
-                  _num(r["high_low_ratio"]), str(r["largest_worsening"] or "-"),
+                [[names[r["condition"]], bits_text(r["bits"]), str(r["n_seeds"]), str(r["n_paired"]),
+                  pct(r["response_flip_rate"]), pct(r["u2b_rate_of_unbiased"]),
+                  pct(r["b2u_rate_of_biased"]), pct(r["net_change"], signed=True),
+                  pvalue(r["mcnemar_pvalue"]), pct(r["masked_share_groups"]),
+                  num(r["high_low_ratio"]), str(r["largest_worsening"] or "-"),
                   str(r["largest_improvement"] or "-"),
-                  *[_pct((r.get("quality") or {}).get(k), signed=True) for k in qual_keys]]
+                  *[pct((r.get("quality") or {}).get(k), signed=True) for k in qual_keys]]
                  for r in s]))
     ids = [c["id"] for c in report["conditions"]]
     ref_id = report["reference"]["condition"]
@@ -124,7 +90,7 @@ def _tables(report: dict) -> list[tuple[str, str, list[str], list[list[str]]]]:
                 (_ci_text(vals.get(cid)) if cid == ref_id or sc["metric"] not in _FLIPS
                  else "") for cid in ids] + [_diff_text(vals.get(cid)) for cid in ids[1:]])
         for le in t["lm_eval"]:
-            rows.append([le["metric"], "lm-eval"] + [_num(le["values"].get(cid)) for cid in ids]
+            rows.append([le["metric"], "lm-eval"] + [num(le["values"].get(cid)) for cid in ids]
                         + ["" for _ in ids[1:]])
         out.append((f"Scores: {t['task']} (filter {t['filter']}, {t['n_items']} items)",
                     "estimate [95% CI] from item records (seeded bootstrap); change vs reference "
@@ -139,35 +105,35 @@ def _tables(report: dict) -> list[tuple[str, str, list[str], list[list[str]]]]:
                     ["task", "filter", "n", "response flips", "u2b", "b2u", "net", "test", "p",
                      "q", "significant", "high/low"],
                     [[t["task"], t["filter"], str(t["n_paired"]),
-                      f"{t['response_flips']} ({_pct(t['response_flip_rate'])})",
-                      f"{t['u2b']} ({_pct(t['u2b_rate_of_unbiased'])})",
-                      f"{t['b2u']} ({_pct(t['b2u_rate_of_biased'])})",
-                      _pct(t["net_change"], signed=True), t["test"], _p(t["pvalue"]),
-                      _p(t["qvalue"]), _num(t["significant"]),
-                      _num(t["uncertainty"]["high_low_ratio"])] for t in cmp["tasks"]]))
+                      f"{t['response_flips']} ({pct(t['response_flip_rate'])})",
+                      f"{t['u2b']} ({pct(t['u2b_rate_of_unbiased'])})",
+                      f"{t['b2u']} ({pct(t['b2u_rate_of_biased'])})",
+                      pct(t["net_change"], signed=True), t["test"], pvalue(t["pvalue"]),
+                      pvalue(t["qvalue"]), num(t["significant"]),
+                      num(t["uncertainty"]["high_low_ratio"])] for t in cmp["tasks"]]))
         ga = cmp["group_asymmetry"]
         worst = ga["largest_worsening"]
         best = ga["largest_improvement"]
         note = (f"Largest worsening: {worst['group']} ({worst['task']}) "
-                f"{_pct(worst['net_change'], signed=True)}. " if worst else
+                f"{pct(worst['net_change'], signed=True)}. " if worst else
                 "No group worsened. ")
         note += (f"Largest improvement: {best['group']} ({best['task']}) "
-                 f"{_pct(best['net_change'], signed=True)}." if best else "No group improved.")
+                 f"{pct(best['net_change'], signed=True)}." if best else "No group improved.")
         out.append((f"Group asymmetry: {names[cid]}", note,
                     ["group", "task", "n", "u2b", "b2u", "net", "p", "q", "significant"],
                     [[g["group"], g["task"], str(g["n_paired"]), str(g["u2b"]), str(g["b2u"]),
-                      _pct(g["net_change"], signed=True), _p(g["pvalue"]), _p(g["qvalue"]),
-                      _num(g["significant"])] for g in cmp["groups"]]))
+                      pct(g["net_change"], signed=True), pvalue(g["pvalue"]), pvalue(g["qvalue"]),
+                      num(g["significant"])] for g in cmp["groups"]]))
         unc = cmp["uncertainty"]
         out.append((f"Uncertainty: {names[cid]}",
                     f"Bins of the reference answer's normalized entropy. High/low ratio: response "
-                    f"flips {_num(unc['high_low_ratio'])}, bias flips "
-                    f"{_num(unc['high_low_ratio_bias_flips'])}; {unc['n_without_probs']} items "
+                    f"flips {num(unc['high_low_ratio'])}, bias flips "
+                    f"{num(unc['high_low_ratio_bias_flips'])}; {unc['n_without_probs']} items "
                     "without probabilities are in no bin.",
                     ["bin", "n", "response flips", "bias flips"],
                     [[b["bin"], str(b["n_paired"]),
-                      f"{b['response_flips']} ({_pct(b['response_flip_rate'])})",
-                      f"{b['bias_flips']} ({_pct(b['bias_flip_rate'])})"] for b in unc["bins"]]))
+                      f"{b['response_flips']} ({pct(b['response_flip_rate'])})",
+                      f"{b['bias_flips']} ({pct(b['bias_flip_rate'])})"] for b in unc["bins"]]))
         mf = cmp["masked_flipping"]
         out.append((f"Masked flipping: {names[cid]}",
                     "Flips inside units whose share of biased answers did not change "
@@ -176,7 +142,7 @@ def _tables(report: dict) -> list[tuple[str, str, list[str], list[list[str]]]]:
                      "masked share", "masked flip rate"],
                     [[f"{unit} / {kind.replace('_', ' ')}", str(m["flips"]), str(m["n_units"]),
                       str(m["n_units_not_significant"]), str(m["masked_flips"]),
-                      _pct(m["masked_share"]), _pct(m["masked_flip_rate"])]
+                      pct(m["masked_share"]), pct(m["masked_flip_rate"])]
                      for unit in ("tasks", "groups") for kind, m in sorted(mf[unit].items())]))
         sd = cmp["seeds"]
         if sd["n"] > 1:
@@ -184,16 +150,16 @@ def _tables(report: dict) -> list[tuple[str, str, list[str], list[list[str]]]]:
                         f"{sd['n']} runs differing in {', '.join(sd['varying']) or 'seed'}; "
                         "pooled above. Spread over seeds:",
                         ["figure", "mean", "sd", "min", "max"],
-                        [[k, _pct(v["mean"]), _pct(v["sd"]), _pct(v["min"]), _pct(v["max"])]
+                        [[k, pct(v["mean"]), pct(v["sd"]), pct(v["min"]), pct(v["max"])]
                          for k, v in sorted(sd["spread"].items())]))
     dr = report["dose_response"]
     rows = []
     for name, d in [("all tasks", dr["all_tasks"])] + [(t["task"], t) for t in dr["tasks"]]:
-        rows.append([name, str(d["n"]), str(d["n_events"]), str(d["n_levels"]), _num(d["slope"]),
+        rows.append([name, str(d["n"]), str(d["n_events"]), str(d["n_levels"]), num(d["slope"]),
                      _ci_text(d, "odds_ratio", "odds_ratio_ci_low", "odds_ratio_ci_high"),
-                     _p(d["pvalue"]), str(d["note"] or "")])
-    out.append(("Dose-response", f"{dr['model']}; reference = {_bits(dr['reference_bits'])} "
-                f"bits; levels {', '.join(_bits(b) for b in dr['levels']) or '-'}.",
+                     pvalue(d["pvalue"]), str(d["note"] or "")])
+    out.append(("Dose-response", f"{dr['model']}; reference = {bits_text(dr['reference_bits'])} "
+                f"bits; levels {', '.join(bits_text(b) for b in dr['levels']) or '-'}.",
                 ["tasks", "n", "became biased", "bit widths", "slope / bit removed",
                  "odds ratio [95% CI]", "p", "note"], rows))
     q = report["quality"]
@@ -202,8 +168,8 @@ def _tables(report: dict) -> list[tuple[str, str, list[str], list[list[str]]]]:
                     "(relative change vs the reference in brackets).",
                     ["task", "metric", *ids],
                     [[r["task"], r["metric"], *[
-                        (_num(r["values"].get(c)) + (
-                            f" ({_pct(r['relative_change'].get(c), signed=True)})"
+                        (num(r["values"].get(c)) + (
+                            f" ({pct(r['relative_change'].get(c), signed=True)})"
                             if c in r["relative_change"] else "")) if c in r["values"] else "-"
                         for c in ids]] for r in q["rows"]]))
     return out
@@ -285,87 +251,6 @@ def render_html(report: dict, png: dict[str, bytes] | None = None) -> str:
               for k, v in sorted(report["definitions"].items())]
     parts.append("</dl></body></html>")
     return "\n".join(parts) + "\n"
-
-
-# ----------------------------------------------------------------------------- plots
-
-
-def _figure_bytes(fig) -> bytes:
-    buf = io.BytesIO()
-    # no timestamp / software chunks: the same report gives the same bytes
-    fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
-    return buf.getvalue()
-
-
-def render_plots(report: dict) -> dict[str, bytes]:
-    """The three plots as PNG bytes, keyed by `PLOTS` names (a plot with no data is left out)."""
-    from lm_eval_bias.analysis.report import _require
-
-    _require("matplotlib")
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    names = _cond_names(report)
-    out: dict[str, bytes] = {}
-    cmps = report["comparisons"]
-    with plt.rc_context({"font.size": 9, "svg.hashsalt": "lm-eval-bias"}):
-        # 1. flip rate by uncertainty bin
-        fig, ax = plt.subplots(figsize=(7, 4))
-        bins = ["low", "medium", "high"]
-        width = 0.8 / max(len(cmps), 1)
-        for k, cmp in enumerate(cmps):
-            rates = {b["bin"]: b["response_flip_rate"] for b in cmp["uncertainty"]["bins"]}
-            ax.bar([i + k * width for i in range(3)],
-                   [100 * (rates.get(b) or 0.0) for b in bins], width,
-                   label=names[cmp["condition"]][:60])
-        ax.set_xticks([i + width * (len(cmps) - 1) / 2 for i in range(3)], bins)
-        ax.set_xlabel("uncertainty of the reference answer (normalized entropy bin)")
-        ax.set_ylabel("response flip rate (%)")
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        out["uncertainty_flip_rate"] = _figure_bytes(fig)
-        plt.close(fig)
-        # 2. net change per group, ranked (the comparison with the fewest bits)
-        if cmps:
-            cmp = min(cmps, key=lambda c: (c["bits"] if c["bits"] is not None else 1e9,
-                                           c["condition"]))
-            groups = [g for g in cmp["groups"] if g["net_change"] is not None]
-            if len(groups) > _MAX_GROUP_BARS:
-                half = _MAX_GROUP_BARS // 2
-                groups = groups[:half] + groups[-half:]
-            if groups:
-                fig, ax = plt.subplots(figsize=(7, max(2.5, 0.25 * len(groups) + 1)))
-                labels = [f"{g['group']} ({g['task']})"[:50] for g in groups][::-1]
-                vals = [100 * g["net_change"] for g in groups][::-1]
-                ax.barh(range(len(vals)), vals,
-                        color=["#c0392b" if v > 0 else "#2471a3" for v in vals])
-                ax.set_yticks(range(len(vals)), labels)
-                ax.axvline(0, color="black", linewidth=0.8)
-                ax.set_xlabel(f"net change (%), {names[cmp['condition']][:60]} vs reference")
-                fig.tight_layout()
-                out["group_net_change"] = _figure_bytes(fig)
-                plt.close(fig)
-        # 3. emergence by bit width per task
-        em = [e for e in report["dose_response"]["emergence"]
-              if e["bits"] is not None and e["rate"] is not None]
-        if em:
-            fig, ax = plt.subplots(figsize=(7, 4))
-            by_task: dict[str, list] = {}
-            for e in em:
-                by_task.setdefault(f"{e['task']}", []).append((e["bits"], 100 * e["rate"]))
-            for task, pts in sorted(by_task.items())[:20]:
-                pts.sort()
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=task[:40])
-            ax.invert_xaxis()
-            ax.set_xlabel("bit width")
-            ax.set_ylabel("bias emergence (% of reference-unbiased items)")
-            ax.legend(fontsize=7)
-            fig.tight_layout()
-            out["emergence_by_bits"] = _figure_bytes(fig)
-            plt.close(fig)
-    return out
 
 
 # ----------------------------------------------------------------------------- writing
