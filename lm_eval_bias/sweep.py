@@ -364,15 +364,11 @@ def make_spec(*, model_args: str, settings: str, tasks: str, output: str | Path,
                      batch_size=batch_size, device=device)
 
 
-def check_n_boot(n_boot: int) -> None:
-    """The report's own limit, checked before the runs rather than after them."""
-    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 100:
-        raise BiasEvalError(f"--n-boot must be an integer >= 100, got {n_boot}")
-
-
 def plan_lines(spec: SweepSpec, n_boot: int = 1000) -> list[str]:
     """One self-contained shell command per run, then the report command."""
-    check_n_boot(n_boot)
+    from lm_eval_bias.analysis.report import check_n_boot
+
+    check_n_boot(n_boot)  # the report's own limit, checked before the runs, not after them
     lines = [f"# lm-eval-bias sweep: {len(spec.jobs)} lm_eval runs, then the report"]
     if os.environ.get("LM_EVAL_BIAS_DATA_DIR"):
         lines.append(f"# benchmark data: LM_EVAL_BIAS_DATA_DIR="
@@ -675,7 +671,9 @@ def run_sweep(spec: SweepSpec, *, n_boot: int = 1000, log: Callable[[str], None]
     """Run every unfinished job of `spec`, then write the report. Returns
     {"ran": [folders], "skipped": [folders], "report": {name: path}}."""
     t0 = time.monotonic()
-    check_n_boot(n_boot)
+    from lm_eval_bias.analysis.report import check_n_boot
+
+    check_n_boot(n_boot)  # the report's own limit, checked before the runs, not after them
     check_output(spec)
     jobs = spec.jobs
     todo = []

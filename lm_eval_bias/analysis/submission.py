@@ -46,7 +46,6 @@ label, among those with a label; `accuracy` is over items with a gold answer (in
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import json
 import re
 from pathlib import Path
@@ -54,6 +53,8 @@ from typing import Any
 
 import pandas as pd
 
+from lm_eval_bias import __version__
+from lm_eval_bias._versions import package_version
 from lm_eval_bias.analysis.compare import compare_runs
 from lm_eval_bias.analysis.output import jsonable, write_json
 from lm_eval_bias.analysis.runs import Run, model_args_dict, read_run
@@ -104,13 +105,6 @@ def weights_digest(folder: str | Path) -> dict:
     per_file = {str(p.relative_to(folder)): file_digest(p)["sha256"] for p in files}
     text = "".join(f"{name}:{sha}\n" for name, sha in sorted(per_file.items()))
     return {"sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(), "files": per_file}
-
-
-def _version(dist: str) -> str | None:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return None
 
 
 # ----------------------------------------------------------------------------- samples scan
@@ -348,8 +342,8 @@ def build_submission(run: Run, reference: Run | None = None, *,
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
         "software": {
-            "lm_eval_bias": _version("lm-eval-bias") or _package_version(),
-            "lm_eval": _version("lm-eval"),
+            "lm_eval_bias": package_version("lm-eval-bias") or __version__,
+            "lm_eval": package_version("lm-eval"),
             "run_lm_eval": run.results.get("lm_eval_version"),
             "run_transformers": run.results.get("transformers_version"),
         },
@@ -363,11 +357,6 @@ def build_submission(run: Run, reference: Run | None = None, *,
         "reference": ref_section,
         "change": change,
     })
-
-
-def _package_version() -> str:
-    from lm_eval_bias import __version__
-    return __version__
 
 
 def validate_schema(doc: Any) -> list[tuple[str, str]]:

@@ -1,5 +1,5 @@
-"""Composes the report over N runs: scores with CIs, item-level change with significance, masked flipping,
-uncertainty, group asymmetry, dose-response, seeds, quality next to bias.
+"""Composes the report over N runs: scores with CIs, item-level change with significance, masked
+flipping, uncertainty, group asymmetry, dose-response, seeds, quality next to bias.
 
 `build_report(runs)` takes runs read with `analysis.runs.read_run` and returns one JSON-serialisable
 dict, composed of one builder per top-level section (modules of this package); the renderers in
@@ -18,8 +18,8 @@ seed are refused (double counting).
 The reference condition is the unquantized one (no quantization record, or method ``none``), or
 the one of the run named by ``reference``. Several unquantized conditions without a choice are
 refused. Each run of another condition is paired with the reference run of the same seed, or with
-the only reference run when the reference has one; pairing follows `analysis.pairing`, as `compare` does (same task
-versions, n-shot, filters, documents, prompts; refused otherwise).
+the only reference run when the reference has one; pairing follows `analysis.pairing`, as
+`compare` does (same task versions, n-shot, filters, documents, prompts; refused otherwise).
 
 Bit width (dose-response): ``quantization.bits`` (or model_args ``bits`` / ``load_in_4bit`` /
 ``load_in_8bit``). The reference counts as the width of its dtype (``model_dtype``: float32 -> 32,
@@ -31,9 +31,10 @@ them without CIs): ``accuracy`` (pred == gold, invalid = wrong; tasks whose item
 ``biased_rate`` (biased answers / answers with a bias label), ``unknown_rate`` (items whose
 "unknown" option was chosen / items), and for BBQ-like items with a context condition
 ``acc_amb``, ``acc_disamb``, ``bias_disamb`` (s_DIS) and ``bias_amb`` (s_AMB) as in
-docs/metrics.md (s_AMB and s_DIS are `metrics.bbq`'s functions); and the flip figures ``response_flip_rate``, ``u2b_rate_of_unbiased``,
-``b2u_rate_of_biased``, ``net_change``. CIs are seeded percentile bootstraps over items (drawn as
-multinomial cell counts, `metrics.stats.bootstrap_counts_ci`); a change against the reference is
+docs/metrics.md (s_AMB and s_DIS through `metrics.bbq`'s own functions); and the flip figures
+``response_flip_rate``, ``u2b_rate_of_unbiased``, ``b2u_rate_of_biased``, ``net_change``. CIs
+are seeded percentile bootstraps over items (drawn as multinomial cell counts,
+`metrics.stats.bootstrap_counts_ci`); a change against the reference is
 *significant* when the paired bootstrap CI of the difference excludes 0.
 
 Significance of item-level change: McNemar on the items' biased labels (b = unbiased -> biased,

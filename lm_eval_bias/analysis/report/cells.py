@@ -21,7 +21,8 @@ ITEM_SCORES = ("accuracy", "biased_rate", "unknown_rate", "acc_amb", "acc_disamb
                "bias_disamb")
 FLIP_SCORES = ("response_flip_rate", "u2b_rate_of_unbiased", "b2u_rate_of_biased", "net_change")
 
-_B, _N, _U, _X = 0, 1, 2, 3   # bias status of an answer: biased, not biased (not unknown), unknown, undefined
+# bias status of an answer: biased, not biased (and not unknown), unknown chosen, undefined
+_B, _N, _U, _X = 0, 1, 2, 3
 _AMB, _DIS, _OTHER = 0, 1, 2  # context condition
 K = 24                        # cells of one answer: 3 conditions x 2 correct x 4 statuses
 

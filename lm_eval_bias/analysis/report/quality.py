@@ -25,7 +25,8 @@ def _values(runs: list[Run], conds: list[Condition]) -> dict[tuple[str, str, str
                     metric, _, filt = str(key).partition(",")
                     if metric not in QUALITY_METRICS:
                         continue
-                    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                    if isinstance(v, bool) or not isinstance(v, (int, float)) \
+                            or not math.isfinite(v):
                         continue
                     rows.setdefault((task, metric, filt), {}).setdefault(c.id, []).append(float(v))
     return rows

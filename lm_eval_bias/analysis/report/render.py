@@ -48,10 +48,8 @@ def _diff_text(v: dict | None) -> str:
 # ----------------------------------------------------------------------------- tables (shared)
 
 
-def _tables(report: dict) -> list[tuple[str, str, list[str], list[list[str]]]]:
-    """(section title, note, header, rows) for every table, in reading order."""
-    out = []
-    names = condition_names(report)
+def _runs_tables(report: dict, names: dict[str, str]) -> list[tuple]:
+    out: list[tuple] = []
     out.append(("Runs", "Every run read; a condition pools runs that differ only in seed.",
                 ["run", "condition", "role", "model", "quantization", "bits", "seed",
                  "items", "results file"],
@@ -61,6 +59,11 @@ def _tables(report: dict) -> list[tuple[str, str, list[str], list[list[str]]]]:
                   ", ".join(f"{k}={v}" for k, v in sorted(r["seed"].items())
                             if k in _varying(report, r["condition"])) or "-",
                   str(r["n_items"]), str(r["results_file"])] for r in report["runs"]]))
+    return out
+
+
+def _summary_tables(report: dict, names: dict[str, str]) -> list[tuple]:
+    out: list[tuple] = []
     s = report["summary"]["conditions"]
     qual_keys = sorted({k for row in s for k in (row.get("quality") or {})})
     out.append(("Summary vs reference " + names[report["reference"]["condition"]],
@@ -72,7 +75,8 @@ def _tables(report: dict) -> list[tuple[str, str, list[str], list[list[str]]]]:
                 ["condition", "bits", "seeds", "n", "response flips", "u2b", "b2u", "net",
                  "McNemar p", "masked", "high/low", "worst group", "best group",
                  *[f"quality {k}" for k in qual_keys]],
-                [[names[r["condition"]], bits_text(r["bits"]), str(r["n_seeds"]), str(r["n_paired"]),
+                [[names[r["condition"]], bits_text(r["bits"]), str(r["n_seeds"]),
+                  str(r["n_paired"]),
                   pct(r["response_flip_rate"]), pct(r["u2b_rate_of_unbiased"]),
                   pct(r["b2u_rate_of_biased"]), pct(r["net_change"], signed=True),
                   pvalue(r["mcnemar_pvalue"]), pct(r["masked_share_groups"]),
@@ -80,6 +84,11 @@ def _tables(report: dict) -> list[tuple[str, str, list[str], list[list[str]]]]:
                   str(r["largest_improvement"] or "-"),
                   *[pct((r.get("quality") or {}).get(k), signed=True) for k in qual_keys]]
                  for r in s]))
+    return out
+
+
+def _score_tables(report: dict, names: dict[str, str]) -> list[tuple]:
+    out: list[tuple] = []
     ids = [c["id"] for c in report["conditions"]]
     ref_id = report["reference"]["condition"]
     for t in report["tasks"]:
@@ -97,61 +106,70 @@ def _tables(report: dict) -> list[tuple[str, str, list[str], list[list[str]]]]:
                     "with the paired bootstrap CI, * = CI excludes 0. Flip rates are changes "
                     "themselves (shown in the change columns).",
                     ["score", "source", *ids, *[f"change {c}" for c in ids[1:]]], rows))
-    for cmp in report["comparisons"]:
-        cid = cmp["condition"]
-        out.append((f"Item-level change per task: {names[cid]}",
-                    "McNemar on biased labels (b = u2b, c = b2u); q = Benjamini-Hochberg over all "
-                    "task and (task, group) tests of this comparison.",
-                    ["task", "filter", "n", "response flips", "u2b", "b2u", "net", "test", "p",
-                     "q", "significant", "high/low"],
-                    [[t["task"], t["filter"], str(t["n_paired"]),
-                      f"{t['response_flips']} ({pct(t['response_flip_rate'])})",
-                      f"{t['u2b']} ({pct(t['u2b_rate_of_unbiased'])})",
-                      f"{t['b2u']} ({pct(t['b2u_rate_of_biased'])})",
-                      pct(t["net_change"], signed=True), t["test"], pvalue(t["pvalue"]),
-                      pvalue(t["qvalue"]), num(t["significant"]),
-                      num(t["uncertainty"]["high_low_ratio"])] for t in cmp["tasks"]]))
-        ga = cmp["group_asymmetry"]
-        worst = ga["largest_worsening"]
-        best = ga["largest_improvement"]
-        note = (f"Largest worsening: {worst['group']} ({worst['task']}) "
-                f"{pct(worst['net_change'], signed=True)}. " if worst else
-                "No group worsened. ")
-        note += (f"Largest improvement: {best['group']} ({best['task']}) "
-                 f"{pct(best['net_change'], signed=True)}." if best else "No group improved.")
-        out.append((f"Group asymmetry: {names[cid]}", note,
-                    ["group", "task", "n", "u2b", "b2u", "net", "p", "q", "significant"],
-                    [[g["group"], g["task"], str(g["n_paired"]), str(g["u2b"]), str(g["b2u"]),
-                      pct(g["net_change"], signed=True), pvalue(g["pvalue"]), pvalue(g["qvalue"]),
-                      num(g["significant"])] for g in cmp["groups"]]))
-        unc = cmp["uncertainty"]
-        out.append((f"Uncertainty: {names[cid]}",
-                    f"Bins of the reference answer's normalized entropy. High/low ratio: response "
-                    f"flips {num(unc['high_low_ratio'])}, bias flips "
-                    f"{num(unc['high_low_ratio_bias_flips'])}; {unc['n_without_probs']} items "
-                    "without probabilities are in no bin.",
-                    ["bin", "n", "response flips", "bias flips"],
-                    [[b["bin"], str(b["n_paired"]),
-                      f"{b['response_flips']} ({pct(b['response_flip_rate'])})",
-                      f"{b['bias_flips']} ({pct(b['bias_flip_rate'])})"] for b in unc["bins"]]))
-        mf = cmp["masked_flipping"]
-        out.append((f"Masked flipping: {names[cid]}",
-                    "Flips inside units whose share of biased answers did not change "
-                    "significantly (BH q > alpha).",
-                    ["unit", "flips", "units", "not significant", "masked flips",
-                     "masked share", "masked flip rate"],
-                    [[f"{unit} / {kind.replace('_', ' ')}", str(m["flips"]), str(m["n_units"]),
-                      str(m["n_units_not_significant"]), str(m["masked_flips"]),
-                      pct(m["masked_share"]), pct(m["masked_flip_rate"])]
-                     for unit in ("tasks", "groups") for kind, m in sorted(mf[unit].items())]))
-        sd = cmp["seeds"]
-        if sd["n"] > 1:
-            out.append((f"Seeds: {names[cid]}",
-                        f"{sd['n']} runs differing in {', '.join(sd['varying']) or 'seed'}; "
-                        "pooled above. Spread over seeds:",
-                        ["figure", "mean", "sd", "min", "max"],
-                        [[k, pct(v["mean"]), pct(v["sd"]), pct(v["min"]), pct(v["max"])]
-                         for k, v in sorted(sd["spread"].items())]))
+    return out
+
+
+def _comparison_tables(cmp: dict, names: dict[str, str]) -> list[tuple]:
+    out: list[tuple] = []
+    cid = cmp["condition"]
+    out.append((f"Item-level change per task: {names[cid]}",
+                "McNemar on biased labels (b = u2b, c = b2u); q = Benjamini-Hochberg over all "
+                "task and (task, group) tests of this comparison.",
+                ["task", "filter", "n", "response flips", "u2b", "b2u", "net", "test", "p",
+                 "q", "significant", "high/low"],
+                [[t["task"], t["filter"], str(t["n_paired"]),
+                  f"{t['response_flips']} ({pct(t['response_flip_rate'])})",
+                  f"{t['u2b']} ({pct(t['u2b_rate_of_unbiased'])})",
+                  f"{t['b2u']} ({pct(t['b2u_rate_of_biased'])})",
+                  pct(t["net_change"], signed=True), t["test"], pvalue(t["pvalue"]),
+                  pvalue(t["qvalue"]), num(t["significant"]),
+                  num(t["uncertainty"]["high_low_ratio"])] for t in cmp["tasks"]]))
+    ga = cmp["group_asymmetry"]
+    worst = ga["largest_worsening"]
+    best = ga["largest_improvement"]
+    note = (f"Largest worsening: {worst['group']} ({worst['task']}) "
+            f"{pct(worst['net_change'], signed=True)}. " if worst else
+            "No group worsened. ")
+    note += (f"Largest improvement: {best['group']} ({best['task']}) "
+             f"{pct(best['net_change'], signed=True)}." if best else "No group improved.")
+    out.append((f"Group asymmetry: {names[cid]}", note,
+                ["group", "task", "n", "u2b", "b2u", "net", "p", "q", "significant"],
+                [[g["group"], g["task"], str(g["n_paired"]), str(g["u2b"]), str(g["b2u"]),
+                  pct(g["net_change"], signed=True), pvalue(g["pvalue"]), pvalue(g["qvalue"]),
+                  num(g["significant"])] for g in cmp["groups"]]))
+    unc = cmp["uncertainty"]
+    out.append((f"Uncertainty: {names[cid]}",
+                f"Bins of the reference answer's normalized entropy. High/low ratio: response "
+                f"flips {num(unc['high_low_ratio'])}, bias flips "
+                f"{num(unc['high_low_ratio_bias_flips'])}; {unc['n_without_probs']} items "
+                "without probabilities are in no bin.",
+                ["bin", "n", "response flips", "bias flips"],
+                [[b["bin"], str(b["n_paired"]),
+                  f"{b['response_flips']} ({pct(b['response_flip_rate'])})",
+                  f"{b['bias_flips']} ({pct(b['bias_flip_rate'])})"] for b in unc["bins"]]))
+    mf = cmp["masked_flipping"]
+    out.append((f"Masked flipping: {names[cid]}",
+                "Flips inside units whose share of biased answers did not change "
+                "significantly (BH q > alpha).",
+                ["unit", "flips", "units", "not significant", "masked flips",
+                 "masked share", "masked flip rate"],
+                [[f"{unit} / {kind.replace('_', ' ')}", str(m["flips"]), str(m["n_units"]),
+                  str(m["n_units_not_significant"]), str(m["masked_flips"]),
+                  pct(m["masked_share"]), pct(m["masked_flip_rate"])]
+                 for unit in ("tasks", "groups") for kind, m in sorted(mf[unit].items())]))
+    sd = cmp["seeds"]
+    if sd["n"] > 1:
+        out.append((f"Seeds: {names[cid]}",
+                    f"{sd['n']} runs differing in {', '.join(sd['varying']) or 'seed'}; "
+                    "pooled above. Spread over seeds:",
+                    ["figure", "mean", "sd", "min", "max"],
+                    [[k, pct(v["mean"]), pct(v["sd"]), pct(v["min"]), pct(v["max"])]
+                     for k, v in sorted(sd["spread"].items())]))
+    return out
+
+
+def _dose_tables(report: dict, names: dict[str, str]) -> list[tuple]:
+    out: list[tuple] = []
     dr = report["dose_response"]
     rows = []
     for name, d in [("all tasks", dr["all_tasks"])] + [(t["task"], t) for t in dr["tasks"]]:
@@ -162,7 +180,13 @@ def _tables(report: dict) -> list[tuple[str, str, list[str], list[list[str]]]]:
                 f"bits; levels {', '.join(bits_text(b) for b in dr['levels']) or '-'}.",
                 ["tasks", "n", "became biased", "bit widths", "slope / bit removed",
                  "odds ratio [95% CI]", "p", "note"], rows))
+    return out
+
+
+def _quality_tables(report: dict, names: dict[str, str]) -> list[tuple]:
+    out: list[tuple] = []
     q = report["quality"]
+    ids = [c["id"] for c in report["conditions"]]
     if q["available"]:
         out.append(("Quality next to bias", "lm-eval perplexity-type metrics per condition "
                     "(relative change vs the reference in brackets).",
@@ -173,6 +197,16 @@ def _tables(report: dict) -> list[tuple[str, str, list[str], list[list[str]]]]:
                             if c in r["relative_change"] else "")) if c in r["values"] else "-"
                         for c in ids]] for r in q["rows"]]))
     return out
+
+
+def _tables(report: dict) -> list[tuple[str, str, list[str], list[list[str]]]]:
+    """(section title, note, header, rows) for every table, in reading order."""
+    names = condition_names(report)
+    out = _runs_tables(report, names) + _summary_tables(report, names) + \
+        _score_tables(report, names)
+    for cmp in report["comparisons"]:
+        out += _comparison_tables(cmp, names)
+    return out + _dose_tables(report, names) + _quality_tables(report, names)
 
 
 _FLIPS = ("response_flip_rate", "u2b_rate_of_unbiased", "b2u_rate_of_biased", "net_change")
