@@ -117,20 +117,12 @@ def _seeds(runs: list[Run], p: Paired, total: dict) -> dict:
             "spread": spread}
 
 
-def _rank_signed(rows):
-    return sorted(rows, key=lambda g: (
-        g["net_change"] is None or (isinstance(g["net_change"], float)
-                                    and math.isnan(g["net_change"])),
-        -(g["net_change"] if g["net_change"] == g["net_change"] and g["net_change"]
-          is not None else 0.0), g["task"], g["group"]))
-
-
 def _comparison(runs: list[Run], ref: Condition, p: Paired, tasks: list[dict],
                 alpha: float) -> dict:
     c, paired = p.cond, p.items
     total = flip_counts(paired)
     task_rows, group_rows = _tests(paired, c.id, tasks, alpha)
-    groups = [jsonable(g) for g in _rank_signed(group_rows)]
+    groups = [jsonable(g) for g in rank_groups(group_rows)]
     return {
         "condition": c.id, "reference": ref.id, "label": c.label, "bits": c.bits,
         "pairs": [{"run": f"r{i}", "reference_run": f"r{j}"} for j, i in p.pairs],

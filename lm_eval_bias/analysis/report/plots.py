@@ -55,7 +55,9 @@ def render_plots(report: dict) -> dict[str, bytes]:
         if cmps:
             cmp = min(cmps, key=lambda c: (c["bits"] if c["bits"] is not None else 1e9,
                                            c["condition"]))
-            groups = [g for g in cmp["groups"] if g["net_change"] is not None]
+            # diverging bars: most worsened on top, most improved at the bottom
+            groups = sorted((g for g in cmp["groups"] if g["net_change"] is not None),
+                            key=lambda g: (-g["net_change"], g["task"], g["group"]))
             if len(groups) > _MAX_GROUP_BARS:
                 half = _MAX_GROUP_BARS // 2
                 groups = groups[:half] + groups[-half:]

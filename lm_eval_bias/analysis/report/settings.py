@@ -49,8 +49,9 @@ DEFINITIONS = {
                        "answers did not change significantly (McNemar q > alpha), S3",
     "uncertainty": "normalized entropy of the reference run's option probabilities: low <= 1/3 "
                    "< medium <= 2/3 < high; high_low_ratio = flip rate high / low, S3",
-    "group_asymmetry": "net change per (task, group), ranked; largest worsening = max > 0, "
-                       "largest improvement = min < 0, S3",
+    "group_asymmetry": "net change per (task, group), ranked by |net change| (largest first, "
+                       "as in compare); largest worsening = max > 0, largest improvement = "
+                       "min < 0, S3",
     "scores_with_ci": "accuracy, biased_rate, unknown_rate, acc_amb, acc_disamb, bias_amb "
                       "(s_AMB), bias_disamb (s_DIS) recomputed from item records, and the flip "
                       "rates; seeded percentile bootstrap over items; a change is significant "
