@@ -1,14 +1,12 @@
 """Present a report dict (`analysis.report.build_report`): report.json, report.md, report.html and
 the plots as PNG. No numbers are computed here beyond formatting.
 
-- ``report.json``: the dict, sorted keys, no NaN, written atomically (`compare.write_json`).
+- ``report.json``: the dict, sorted keys, no NaN, written atomically (`analysis.output.write_json`).
 - ``report.md``: the same tables in Markdown (strings from data have ``|`` and newlines escaped).
 - ``report.html``: one self-contained file: inline CSS, plots embedded as base64 PNG, no scripts,
   no external fonts, stylesheets or images; every string that comes from data (model names,
   group names, paths, task names) goes through `html.escape`.
-- ``plots/*.png`` (matplotlib, Agg backend): flip rate by uncertainty bin; net change per group
-  (ranked bars); emergence rate by bit width per task. PNGs are written without timestamps, so
-  the same report gives the same bytes.
+- ``plots/*.png``: `report.plots`.
 """
 
 from __future__ import annotations
@@ -23,6 +21,7 @@ from lm_eval_bias._files import write_atomic
 from lm_eval_bias.analysis.formatting import bits as bits_text
 from lm_eval_bias.analysis.formatting import num, pct, pvalue
 from lm_eval_bias.analysis.output import write_json
+from lm_eval_bias.analysis.report.cells import FLIP_SCORES
 from lm_eval_bias.analysis.report.plots import condition_names, render_plots
 from lm_eval_bias.errors import BiasEvalError
 
@@ -96,7 +95,7 @@ def _score_tables(report: dict, names: dict[str, str]) -> list[tuple]:
         for sc in t["scores"]:
             vals = sc["values"]
             rows.append([sc["metric"], sc["source"]] + [
-                (_ci_text(vals.get(cid)) if cid == ref_id or sc["metric"] not in _FLIPS
+                (_ci_text(vals.get(cid)) if cid == ref_id or sc["metric"] not in FLIP_SCORES
                  else "") for cid in ids] + [_diff_text(vals.get(cid)) for cid in ids[1:]])
         for le in t["lm_eval"]:
             rows.append([le["metric"], "lm-eval"] + [num(le["values"].get(cid)) for cid in ids]
@@ -207,9 +206,6 @@ def _tables(report: dict) -> list[tuple[str, str, list[str], list[list[str]]]]:
     for cmp in report["comparisons"]:
         out += _comparison_tables(cmp, names)
     return out + _dose_tables(report, names) + _quality_tables(report, names)
-
-
-_FLIPS = ("response_flip_rate", "u2b_rate_of_unbiased", "b2u_rate_of_biased", "net_change")
 
 
 def _varying(report: dict, cond_id: str) -> list[str]:
