@@ -64,7 +64,7 @@ run's seed. The seeds are recorded by lm-eval (``config.random_seed`` ...) and i
 
 The report
 ----------
-`analysis.report.build_report` over every run folder, written by `report_render.write_report`
+`analysis.report.build_report` over every run folder, written by `report.write_report`
 into ``OUT/report``. To make the same sweep give the same report.json byte for byte (whether it
 ran in one go or was killed and resumed), the runs are read with `read_run` and then stripped of
 what only describes one execution before the report is built: folders and files are given
@@ -383,15 +383,11 @@ def make_spec(*, model_args: str, settings: str, tasks: str, output: str | Path,
                      batch_size=batch_size, device=device)
 
 
-def check_n_boot(n_boot: int) -> None:
-    """The report's own limit, checked before the runs rather than after them."""
-    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 100:
-        raise BiasEvalError(f"--n-boot must be an integer >= 100, got {n_boot}")
-
-
 def plan_lines(spec: SweepSpec, n_boot: int = 1000) -> list[str]:
     """One self-contained shell command per run, then the report command."""
-    check_n_boot(n_boot)
+    from lm_eval_bias.analysis.report import check_n_boot
+
+    check_n_boot(n_boot)  # the report's own limit, checked before the runs, not after them
     lines = [f"# lm-eval-bias sweep: {len(spec.jobs)} lm_eval runs, then the report"]
     if os.environ.get("LM_EVAL_BIAS_DATA_DIR"):
         lines.append(f"# benchmark data: LM_EVAL_BIAS_DATA_DIR="
@@ -697,7 +693,9 @@ def run_sweep(spec: SweepSpec, *, n_boot: int = 1000, log: Callable[[str], None]
     """Run every unfinished job of `spec`, then write the report. Returns
     {"ran": [folders], "skipped": [folders], "report": {name: path}}."""
     t0 = time.monotonic()
-    check_n_boot(n_boot)
+    from lm_eval_bias.analysis.report import check_n_boot
+
+    check_n_boot(n_boot)  # the report's own limit, checked before the runs, not after them
     check_output(spec)
     jobs = spec.jobs
     todo = []
@@ -824,8 +822,7 @@ def normalize_run(run, root: Path) -> None:
 
 def write_sweep_report(spec: SweepSpec, *, n_boot: int = 1000) -> dict:
     """The report over every run folder of `spec` into OUT/report (see the module docstring)."""
-    from lm_eval_bias.analysis.report import build_report
-    from lm_eval_bias.analysis.report_render import write_report
+    from lm_eval_bias.analysis.report import build_report, write_report
     from lm_eval_bias.analysis.runs import read_run
 
     runs = []

@@ -32,8 +32,12 @@ import re
 
 import pytest
 
-from lm_eval_bias.analysis.report import build_report, build_report_from_folders
-from lm_eval_bias.analysis.report_render import render_html, write_report
+from lm_eval_bias.analysis.report import (
+    build_report,
+    build_report_from_folders,
+    render_html,
+    write_report,
+)
 from lm_eval_bias.analysis.runs import read_run
 from lm_eval_bias.errors import BiasEvalError
 from tests.analysis.conftest import HIGH, LOW, MED, write_run
@@ -154,8 +158,9 @@ def test_item_level_change_w3(report):
 
 def test_group_asymmetry_ranked(report):
     c = _cmp(report, 3)
+    # ranked by |net change| (as compare ranks them), ties by task, then group name
     assert [(g["group"], round(g["net_change"], 6)) for g in c["groups"]] == [
-        ("Muslim", 0.65), ("women", 0.5), ("Jewish", round(-9 / 140, 6)), ("men", -0.5)]
+        ("Muslim", 0.65), ("men", -0.5), ("women", 0.5), ("Jewish", round(-9 / 140, 6))]
     ga = c["group_asymmetry"]
     assert ga["largest_worsening"]["group"] == "Muslim"
     assert ga["largest_improvement"]["group"] == "men"
