@@ -542,12 +542,16 @@ class _Tasks:
     def __init__(self, names: list[str], base_args: dict) -> None:
         from lm_eval.tasks import TaskManager
 
+        from lm_eval_bias.tasks import _data
+
         self.manager = TaskManager(metadata=dict(base_args))
+        _data.forget_files_read()  # record only what these tasks read
         try:
             self.loaded = self.manager.load(list(names))
         except KeyError as exc:
             raise BiasEvalError(f"--tasks: {exc.args[0] if exc.args else exc}; list the tasks "
                                 "with: lm_eval ls tasks") from None
+        self.data_files = _data.files_read()  # each run's results record them (data_files)
         self.top_level = _top_level(self.loaded)
         self._built = {}
         for obj in [*self.loaded["tasks"].values(), *self.loaded["groups"].values()]:
@@ -667,9 +671,7 @@ def _evaluate_into(cfg, lm, tasks: _Tasks, tracker, partial: Path) -> None:
     results["config"]["model"] = cfg.model
     tracker.general_config_tracker.model_source = cfg.model
     samples = results.pop("samples")
-    from lm_eval_bias.tasks._data import files_read
-
-    results["data_files"] = files_read()  # as the lm_eval command records it (_lm_eval_outputs)
+    results["data_files"] = tasks.data_files  # as the lm_eval command records it (_lm_eval_outputs)
     tracker.save_results_aggregated(results=results, samples=samples)
     for task_name in results["configs"]:
         tracker.save_results_samples(task_name=task_name, samples=samples[task_name])
