@@ -70,7 +70,7 @@ def load_tokenizer(metadata: Mapping[str, Any], *, what: str):
         return _load(str(name), metadata.get("revision"), bool(_flag(metadata.get("trust_remote_code"))),
                      gguf, metadata.get("subfolder"), _flag(metadata.get("add_bos_token")),
                      _flag(metadata.get("use_fast_tokenizer")) is not False)
-    except Exception as exc:  # transformers raises many types (OSError, ValueError, ...)
+    except Exception as exc:  # noqa: BLE001 -- transformers raises OSError, ValueError, ...
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise BiasEvalError(
             f"{what}: cannot load the tokenizer {name!r} ({type(exc).__name__}: {first}); pass "

@@ -14,7 +14,6 @@ import pytest
 from conftest import REPO_ROOT, run_cli
 
 from lm_eval_bias.errors import BiasEvalError
-from lm_eval_bias.metrics import winobias as m
 from lm_eval_bias.tasks import _data
 from lm_eval_bias.tasks import winobias as wb
 from lm_eval_bias.tasks._records import normalize_loglikelihoods

@@ -11,7 +11,6 @@ import pytest
 from conftest import REPO_ROOT
 
 from lm_eval_bias.errors import BiasEvalError
-from lm_eval_bias.metrics import winogender as m
 from lm_eval_bias.tasks import winogender as wg
 
 CONFIGS = REPO_ROOT / "task_configs" / "winogender"
