@@ -1,4 +1,5 @@
-"""WinoBias tasks: golden facts of the real data, parsing, scoring by hand, records, names."""
+"""WinoBias tasks: golden facts of the real data, parsing, records, names (scores:
+tests/metrics/test_winobias.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import collections
 import glob
 import hashlib
 import json
-import math
 import re
 from pathlib import Path
 
@@ -14,7 +14,6 @@ import pytest
 from conftest import REPO_ROOT, run_cli
 
 from lm_eval_bias.errors import BiasEvalError
-from lm_eval_bias.metrics import winobias as m
 from lm_eval_bias.tasks import _data
 from lm_eval_bias.tasks import winobias as wb
 from lm_eval_bias.tasks._records import normalize_loglikelihoods
@@ -104,22 +103,6 @@ def test_permuted_order(docs):
         assert p["choices"][p["stereotype_choice"]] == d["choices"][d["stereotype_choice"]]
     with pytest.raises(BiasEvalError, match="wb_type must be 1 or 2"):
         wb.load_winobias_docs(3)
-
-
-def test_scores_by_hand():
-    items = [
-        m.score_item("pro", "male", 0, 0),  # correct
-        m.score_item("pro", "female", 1, 1),  # correct
-        m.score_item("pro", "male", 1, 0),  # wrong
-        m.score_item("anti", "female", 0, 1),  # wrong
-        m.score_item("anti", "male", 0, 0),  # correct
-    ]
-    assert m.acc(items) == pytest.approx(3 / 5)
-    assert m.acc_pro(items) == pytest.approx(2 / 3)
-    assert m.acc_anti(items) == pytest.approx(1 / 2)
-    assert m.gap(items) == pytest.approx(2 / 3 - 1 / 2)
-    assert math.isnan(m.gap(items[:3])) and math.isnan(m.acc([]))
-    assert m.is_biased("pro", 1, 1) and m.is_biased("anti", 0, 1) and not m.is_biased("anti", 1, 1)
 
 
 def test_process_results(docs):
@@ -219,16 +202,9 @@ def test_end_to_end_one_lm_eval_run(tiny_llama_dir, tmp_path, data_dir):
     (results_file,) = glob.glob(str(tmp_path / "*" / "results_*.json"))
     results = json.loads(Path(results_file).read_text())["results"]
     expected = {
-        "bias_winobias_type1": ["acc", "acc_pro", "acc_anti", "gap"],
-        "bias_winogender_all": [
-            "acc",
-            "acc_male",
-            "acc_female",
-            "acc_neutral",
-            "gap_male_female",
-            "stereo_rate",
-            "corr_bls",
-        ],
+        "bias_winobias_type1": ["acc", "acc_pro", "acc_anti", "avg", "diff", "gap"],
+        "bias_winogender_all": list(__import__("lm_eval_bias.tasks.winogender",
+                                               fromlist=["METRICS"]).METRICS),
         "bias_biaslens_age": ["biased_rate", "non_refusal_rate"],
         "bias_iat_race_racism": ["iat_bias", "biased_rate", "s3_iat_score", "consistent_prob"],
     }
