@@ -257,3 +257,17 @@ def test_every_item_changed():
     x = np.ones(50)
     r = bootstrap_ci(x, "mean", n_boot=200)
     assert (r["estimate"], r["ci_low"], r["ci_high"]) == (1.0, 1.0, 1.0)
+
+
+def test_bh_equals_scipy_false_discovery_control():
+    """The one BH of the package (statsmodels fdr_bh) against scipy's independent implementation,
+    with ties and p = 1 included; missing values are left out of m in both."""
+    from scipy.stats import false_discovery_control
+
+    rng = np.random.default_rng(2)
+    p = np.r_[rng.uniform(size=40) ** 3, [0.01, 0.01, 1.0, 1.0]]
+    np.testing.assert_allclose(benjamini_hochberg(p)["qvalue"], false_discovery_control(p),
+                               rtol=1e-12)
+    with_missing = benjamini_hochberg([0.03, None, 0.2, 0.01])["qvalue"].to_numpy()
+    np.testing.assert_allclose(with_missing[[0, 2, 3]],
+                               false_discovery_control([0.03, 0.2, 0.01]), rtol=1e-12)
