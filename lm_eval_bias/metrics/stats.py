@@ -258,7 +258,7 @@ def bootstrap_counts_ci(counts: Sequence[int] | np.ndarray,
 # dose-response over few bit widths is often separated (nothing changes at 8 bits, most items
 # change at 3), where the maximum-likelihood slope is infinite. The implementation below follows
 # the published method (Firth 1993; Heinze & Schemper 2002, the algorithm of R's logistf) and is
-# pinned to logistf's published sex2 figures in tests/metrics/test_stats.py.
+# pinned to logistf's figures (its sex2 data set) in tests/metrics/test_dose_response.py.
 
 FIRTH_KEYS = ("params", "bse", "ci_low", "ci_high", "chi2", "pvalue", "loglik", "converged",
               "n_iter")
@@ -318,26 +318,29 @@ def _firth_maximise(X, y, f, beta, free, maxiter=200, tol=1e-10):
     return beta, ll, False, maxiter
 
 
+def _profile_loglik(X, y, f, beta_hat, j, b):
+    """max over the other coefficients of the penalised log-likelihood with coefficient j = b.
+
+    The fit starts at the estimate with b_j moved and, where a free column is constant (the
+    intercept), the linear predictor kept at the weighted mean of x_j: from there Newton needs
+    few steps and never starts on fitted probabilities of exactly 0 or 1."""
+    free = np.ones(beta_hat.size, dtype=bool)
+    free[j] = False
+    beta = beta_hat.copy()
+    beta[j] = b
+    const = [c for c in np.flatnonzero(free) if np.ptp(X[:, c]) == 0 and X[0, c] != 0]
+    if const and f.sum() > 0:
+        beta[const[0]] += (beta_hat[j] - b) * float(np.average(X[:, j], weights=f)) / X[0, const[0]]
+    return _firth_maximise(X, y, f, beta, free)[1]
+
+
 def _profile_bound(X, y, f, beta_hat, j, target, direction, scale):
     """Where the profile penalised log-likelihood of coefficient j falls to `target`, searching
     from the estimate in `direction` (+1 / -1); None when not found within 2^30 * scale."""
     from scipy.optimize import brentq
 
-    free = np.ones(beta_hat.size, dtype=bool)
-    free[j] = False
-    # Start each profile fit at the estimate with b_j moved and, where a free column is constant
-    # (the intercept), the linear predictor kept at the weighted mean of x_j: from there Newton
-    # needs few steps and never starts on fitted probabilities of exactly 0 or 1.
-    const = [c for c in np.flatnonzero(free) if np.ptp(X[:, c]) == 0 and X[0, c] != 0]
-    x_mean = float(np.average(X[:, j], weights=f)) if f.sum() > 0 else 0.0
-
     def gap(b: float) -> float:
-        beta = beta_hat.copy()
-        beta[j] = b
-        if const:
-            beta[const[0]] += (beta_hat[j] - b) * x_mean / X[0, const[0]]
-        _, ll, _, _ = _firth_maximise(X, y, f, beta, free)
-        return ll - target
+        return _profile_loglik(X, y, f, beta_hat, j, b) - target
 
     inner = float(beta_hat[j])
     for k in range(31):
@@ -366,7 +369,7 @@ def firth_logit(y: Sequence[float] | np.ndarray, X: np.ndarray, *,
       (1 - p))``, the information of the augmented data whose plain ML fit is the Firth fit
       (Heinze & Schemper 2002, section 2); only informational: CIs and p are profile-based.
     - ``ci_low, ci_high``: where ``2 (l*(b_hat) - max_{b_-j} l*(b_j, b_-j))`` equals the
-      chi-square(1) quantile `ci`; None where it is not reached within 2^30 standard errors.
+      chi-square(1) quantile `ci`; NaN where it is not reached within 2^30 standard errors.
     - ``chi2, pvalue``: the same statistic at ``b_j = 0`` and its chi-square(1) tail.
     - ``loglik``: the maximised penalised log-likelihood.
 
@@ -399,11 +402,7 @@ def firth_logit(y: Sequence[float] | np.ndarray, X: np.ndarray, *,
         for arr, direction in ((lo, -1), (hi, 1)):
             bound = _profile_bound(X, y, f, beta, j, ll - crit / 2, direction, scale)
             arr[j] = np.nan if bound is None else bound
-        free = np.ones(k, dtype=bool)
-        free[j] = False
-        at0 = beta.copy()
-        at0[j] = 0.0
-        _, ll0, _, _ = _firth_maximise(X, y, f, at0, free)
+        ll0 = _profile_loglik(X, y, f, beta, j, 0.0)
         stat[j] = max(0.0, 2.0 * (ll - ll0))
     return {"params": beta, "bse": bse, "ci_low": lo, "ci_high": hi, "chi2": stat,
             "pvalue": chi2_dist.sf(stat, 1), "loglik": ll, "converged": converged,
@@ -553,8 +552,13 @@ def dose_response(data: pd.DataFrame, *, bits: str = "bits", outcome: str = "bec
     failure = None if out["separation"] else _dose_cluster_ml(out, x, y, codes, z)
     if out["separation"] or failure:
         _dose_firth(out, x, y, ci)
-        out["note"] = (f"{out['separation']} separation: the ML slope is infinite"
-                       if out["separation"] else f"{failure}; Firth estimate instead")
+        notes = [f"{out['separation']} separation: the ML slope is infinite"
+                 if out["separation"] else f"{failure}; Firth estimate instead"]
+        if not out["converged"]:
+            notes.append("the Firth fit did not converge")
+        if out["slope_ci_low"] is None or out["slope_ci_high"] is None:
+            notes.append("a profile confidence limit was not found (flat penalised likelihood)")
+        out["note"] = "; ".join(notes)
     return {k: (_finite(v) if isinstance(v, float) else v) for k, v in out.items()}
 
 
