@@ -191,7 +191,7 @@ def _fit_mixed_model(key: tuple) -> tuple[tuple[str, float], ...]:
     except ImportError as e:  # pragma: no cover - statsmodels ships with lm-eval's discrim_eval
         raise BiasEvalError(
             f"DiscrimEval's mixed-effects scores need statsmodels ({e}); "
-            f"pip install 'lm-eval-bias[stats]'"
+            f"pip install statsmodels"
         ) from None
     frame = pd.DataFrame(
         {

@@ -14,7 +14,8 @@ from lm_eval_bias.metrics.stats import dose_response
 
 MODEL = ("logit P(became biased) = intercept + slope * (reference_bits - bits); rows: items "
          "unbiased in the reference run with a bias label at that precision, one row per (item, "
-         "seed, precision); several methods at one bit width are pooled")
+         "seed, precision); several methods at one bit width are pooled; standard errors "
+         "clustered by item (Firth's penalised fit under separation)")
 
 
 def _emergence(conds: list[Condition], paired: dict[str, Paired]) -> list[dict]:
@@ -33,8 +34,12 @@ def _rows(c: Condition, paired: pd.DataFrame) -> pd.DataFrame:
     """One row per item unbiased in the reference with a bias label in condition `c`."""
     sel = paired["base_biased"].astype("boolean").eq(False).fillna(False) & \
         paired["other_biased"].notna()
-    sub = paired.loc[sel.to_numpy(bool), ["task", "other_biased"]]
-    return pd.DataFrame({"task": sub["task"].to_numpy(object), "bits": np.full(len(sub), c.bits),
+    sub = paired.loc[sel.to_numpy(bool), ["task", "filter", "doc_id", "other_biased"]]
+    # the cluster of the dose-response's standard errors: one item, at every precision and seed
+    item = sub["task"].astype(str) + "\x1f" + sub["filter"].astype(str) + "\x1f" + \
+        sub["doc_id"].astype(str)
+    return pd.DataFrame({"task": sub["task"].to_numpy(object), "item": item.to_numpy(object),
+                         "bits": np.full(len(sub), c.bits),
                          "became_biased": sub["other_biased"].astype(bool).to_numpy()})
 
 
@@ -56,7 +61,8 @@ def dose_response_section(conds: list[Condition], paired: dict[str, Paired],
                 "tasks": [{"task": t, **dose_response(part, reference_bits=ref_bits)}
                           for t, part in dr.groupby("task", sort=True)]}
     else:
-        dose = {"all_tasks": dose_response(pd.DataFrame({"bits": [], "became_biased": []}),
+        dose = {"all_tasks": dose_response(pd.DataFrame({"item": [], "bits": [],
+                                                         "became_biased": []}),
                                            reference_bits=ref_bits), "tasks": []}
     dose.update({
         "reference_bits": ref_bits,

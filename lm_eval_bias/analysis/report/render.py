@@ -172,13 +172,14 @@ def _dose_tables(report: dict, names: dict[str, str]) -> list[tuple]:
     dr = report["dose_response"]
     rows = []
     for name, d in [("all tasks", dr["all_tasks"])] + [(t["task"], t) for t in dr["tasks"]]:
-        rows.append([name, str(d["n"]), str(d["n_events"]), str(d["n_levels"]), num(d["slope"]),
+        rows.append([name, str(d["n_rows"]), str(d["n_items"]), str(d["n_events"]),
+                     str(d["n_levels"]), num(d["slope"]),
                      _ci_text(d, "odds_ratio", "odds_ratio_ci_low", "odds_ratio_ci_high"),
-                     pvalue(d["pvalue"]), str(d["note"] or "")])
+                     pvalue(d["pvalue"]), str(d["method"] or ""), str(d["note"] or "")])
     out.append(("Dose-response", f"{dr['model']}; reference = {bits_text(dr['reference_bits'])} "
                 f"bits; levels {', '.join(bits_text(b) for b in dr['levels']) or '-'}.",
-                ["tasks", "n", "became biased", "bit widths", "slope / bit removed",
-                 "odds ratio [95% CI]", "p", "note"], rows))
+                ["tasks", "rows", "items", "became biased", "bit widths", "slope / bit removed",
+                 "odds ratio [95% CI]", "p", "method", "note"], rows))
     return out
 
 

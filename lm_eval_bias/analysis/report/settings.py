@@ -12,13 +12,18 @@ from lm_eval_bias.metrics.stats import EXACT_BELOW
 SCHEMA = "lm-eval-bias/report"
 SCHEMA_VERSION = 1
 MIN_N_BOOT = 100
+# Resamples are drawn as one array per statistic: 100,000 keeps that within a few hundred MB for
+# the largest tables the report sees, where 1e9 ends in a MemoryError after minutes of work.
+MAX_N_BOOT = 100_000
 
 
 def check_n_boot(n_boot: int) -> None:
-    """Refuse a bootstrap resample count that is not an integer >= `MIN_N_BOOT` (the CLI's
-    ``--n-boot``; `sweep` checks it before its runs rather than after them)."""
-    if isinstance(n_boot, bool) or not isinstance(n_boot, Integral) or n_boot < MIN_N_BOOT:
-        raise BiasEvalError(f"--n-boot must be an integer >= {MIN_N_BOOT}, got {n_boot}")
+    """Refuse a bootstrap resample count that is not an integer from `MIN_N_BOOT` to
+    `MAX_N_BOOT` (the CLI's ``--n-boot``; `sweep` checks it before its runs rather than after)."""
+    if isinstance(n_boot, bool) or not isinstance(n_boot, Integral) or \
+            not MIN_N_BOOT <= n_boot <= MAX_N_BOOT:
+        raise BiasEvalError(f"--n-boot must be an integer from {MIN_N_BOOT} to {MAX_N_BOOT:,}, "
+                            f"got {n_boot}")
 
 
 def require(module: str) -> None:
