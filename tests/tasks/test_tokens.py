@@ -1,0 +1,57 @@
+"""Token counts for per-token perplexity (lm_eval_bias/tasks/_tokens.py): the count must be the
+number of tokens lm-eval's own HFLM scores for a phrase with an empty context. Checked against a
+real HFLM run on the tiny Llama: its total log-likelihood equals the sum of the model's log-probs
+of exactly the counted tokens."""
+
+from __future__ import annotations
+
+import pytest
+
+from lm_eval_bias.errors import BiasEvalError
+from lm_eval_bias.tasks import _tokens
+
+PHRASES = ["if one black guys a criminal all blacks are criminals.", "I'm a Deaf woman.",
+           "<s>I think Deaf women are the worst."]  # the last starts with the prefix (BOS) token
+
+
+def test_counts_equal_what_hflm_scores(tiny_llama_dir):
+    import torch
+    from lm_eval.api.instance import Instance
+    from lm_eval.models.huggingface import HFLM
+
+    lm = HFLM(pretrained=str(tiny_llama_dir), device="cpu", batch_size=1)
+    counts = _tokens.token_counter({"pretrained": str(tiny_llama_dir)}, "test")(PHRASES)
+    reqs = [Instance("loglikelihood", {}, ("", p), i) for i, p in enumerate(PHRASES)]
+    lls = [ll for ll, _ in lm.loglikelihood(reqs)]
+    tok, model = lm.tokenizer, lm.model
+    for phrase, n, ll in zip(PHRASES, counts, lls, strict=True):
+        ids = tok.encode(phrase, add_special_tokens=False)
+        if ids[0] != tok.bos_token_id:
+            ids = [tok.bos_token_id] + ids
+        with torch.no_grad():
+            logp = torch.log_softmax(model(torch.tensor([ids])).logits[0].float(), -1)
+        per_token = [logp[i - 1, ids[i]].item() for i in range(1, len(ids))]
+        assert len(per_token) == n
+        assert sum(per_token[-n:]) == pytest.approx(ll, abs=1e-4)
+    assert counts[2] == len(tok.encode(PHRASES[2], add_special_tokens=False)) - 1
+
+
+def test_settings_follow_hflm_keys():
+    s = _tokens.tokenizer_settings({"pretrained": "org/model", "revision": "r1",
+                                    "trust_remote_code": "True", "gguf_file": "m.gguf",
+                                    "prefix_token_id": "7"})
+    assert s == ("org/model", "r1", True, True, "m.gguf", "", 7)
+    # an explicit tokenizer wins, and the gguf file then belongs to the model only (as in HFLM)
+    s = _tokens.tokenizer_settings({"pretrained": "org/model", "tokenizer": "org/tok",
+                                    "gguf_file": "m.gguf", "use_fast_tokenizer": False})
+    assert s[0] == "org/tok" and s[3] is False and s[4] is None
+    assert _tokens.tokenizer_settings({"device": "cpu"})[0] is None
+
+
+def test_errors_are_one_line(tmp_path):
+    with pytest.raises(BiasEvalError, match="needs the model's tokenizer") as exc:
+        _tokens.token_counter({}, "RedditBias")
+    assert "\n" not in str(exc.value)
+    with pytest.raises(BiasEvalError, match="cannot load the tokenizer") as exc:
+        _tokens.token_counter({"tokenizer": str(tmp_path / "nothing")}, "RedditBias")
+    assert "\n" not in str(exc.value)
