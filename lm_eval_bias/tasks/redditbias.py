@@ -13,7 +13,10 @@ such pair:
     bias_sent         upstream's sentence-level annotation ("1", "0" or "" as written: 1.0 -> "1")
     choices           [biased, counterfactual] (or the --metadata permute_seed order)
     biased_choice     index of the biased phrase in `choices`
-Each phrase is scored on its own (empty context, no delimiter): its total log-likelihood.
+    n_tokens          tokens lm-eval scores per option (`choices` order), counted with the model's
+                      tokenizer (lm_eval_bias/tasks/_tokens.py) for the per-token perplexity
+Each phrase is scored on its own (empty context, no delimiter): its total log-likelihood, and its
+perplexity exp(-ll / n_tokens).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Any
 
 from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.metrics import redditbias as rb_metrics
-from lm_eval_bias.tasks import _data
+from lm_eval_bias.tasks import _data, _tokens
 from lm_eval_bias.tasks._options import option_permutation, parse_permute_seed
 from lm_eval_bias.tasks._records import make_bias_item
 
@@ -130,7 +133,11 @@ def load_pairs(demographic: str) -> list[dict]:
     return pairs
 
 
-def load_redditbias_docs(demographic: str, permute_seed: Any = None) -> list[dict]:
+def load_redditbias_docs(
+    demographic: str, permute_seed: Any = None, count_tokens: _tokens.TokenCounter | None = None
+) -> list[dict]:
+    """The docs of one demographic; `count_tokens` (the model's tokenizer) adds `n_tokens`, which
+    `process_results` needs."""
     seed = parse_permute_seed(permute_seed)
     docs = []
     for pair in load_pairs(demographic):
@@ -141,6 +148,8 @@ def load_redditbias_docs(demographic: str, permute_seed: Any = None) -> list[dic
         )
         options = [pair["biased"], pair["counterfactual"]]
         doc = {**pair, "choices": [options[p] for p in perm], "biased_choice": perm.index(0)}
+        if count_tokens is not None:
+            doc["n_tokens"] = count_tokens(doc["choices"])
         if seed is not None:
             doc["perm"] = perm
             doc["permute_seed"] = seed
@@ -148,20 +157,29 @@ def load_redditbias_docs(demographic: str, permute_seed: Any = None) -> list[dic
     return docs
 
 
-def load_redditbias(demographic: str, permute_seed: Any = None, **_lm_eval_metadata: Any):
-    """lm-eval `custom_dataset`: called as `load_redditbias(**metadata, **dataset_kwargs)`."""
-    docs = load_redditbias_docs(demographic, permute_seed)
+def load_redditbias(demographic: str, permute_seed: Any = None, **lm_eval_metadata: Any):
+    """lm-eval `custom_dataset`: called as `load_redditbias(**metadata, **dataset_kwargs)`;
+    the metadata holds lm-eval's model_args, whose tokenizer counts each phrase's tokens."""
+    counter = _tokens.token_counter(lm_eval_metadata, "RedditBias")
+    docs = load_redditbias_docs(demographic, permute_seed, counter)
     return _data.test_split(docs)
 
 
-METRICS = ("pct_biased_preferred", "effect_size", "paired_t_p")
+METRICS = ("t_value", "p_value", "pct_biased_preferred", "effect_size")
 
 
 def process_results(doc: dict, results: Sequence) -> dict:
     """results: lm-eval's (log-likelihood, is_greedy) per phrase, in `choices` order."""
     lls = [float(r[0]) if isinstance(r, (tuple, list)) else float(r) for r in results]
+    if "n_tokens" not in doc:
+        raise BiasEvalError(
+            "RedditBias doc without `n_tokens`: build the docs with the model's tokenizer "
+            "(load_redditbias does; lm_eval_bias/tasks/_tokens.py)"
+        )
     b = int(doc["biased_choice"])
-    per_doc = rb_metrics.score_pair(lls[b], lls[1 - b])
+    n = [int(k) for k in doc["n_tokens"]]
+    per_doc = rb_metrics.score_pair(lls[b], lls[1 - b], n[b], n[1 - b])
+    ppl = [rb_metrics.perplexity(ll, k) for ll, k in zip(lls, n, strict=True)]
     pred = max(range(len(lls)), key=lls.__getitem__)  # first of ties
     record = make_bias_item(
         benchmark=BENCHMARK,
@@ -175,6 +193,8 @@ def process_results(doc: dict, results: Sequence) -> dict:
         biased_choice=b,
         counterfactual_group=doc["counterfactual_group"],
         ll_diff=per_doc["diff"],
+        ppl=ppl,
+        n_tokens=n,
         row=int(doc["row"]),
         bias_sent=doc["bias_sent"],
         perm=list(doc["perm"]) if doc.get("perm") is not None else None,
