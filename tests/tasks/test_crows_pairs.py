@@ -245,7 +245,7 @@ E2E_TASKS = {
 E2E_METRICS = {
     "crows_pairs": ["pct_stereotype", "pct_stereotype_stereo", "pct_stereotype_antistereo"],
     "stereoset": ["lms", "ss", "icat"],
-    "redditbias": ["pct_biased_preferred", "effect_size", "paired_t_p"],
+    "redditbias": ["t_value", "p_value", "pct_biased_preferred", "effect_size"],
     "holistic_bias": ["likelihood_bias", "likelihood_bias_bh"],
 }
 AGGREGATIONS = {
@@ -257,7 +257,8 @@ AGGREGATIONS = {
     "icat": ss_m.icat,
     "pct_biased_preferred": rb_m.pct_biased_preferred,
     "effect_size": rb_m.effect_size,
-    "paired_t_p": rb_m.paired_t_p,
+    "t_value": rb_m.t_value,
+    "p_value": rb_m.p_value,
     "likelihood_bias": hb_m.likelihood_bias,
     "likelihood_bias_bh": hb_m.likelihood_bias_bh,
 }
@@ -286,8 +287,13 @@ def _check_record(bench: str, s: dict) -> None:
         b = doc["biased_choice"]
         assert rec["biased"] == (rec["probs"][b] > rec["probs"][1 - b])
         assert rec["ll_diff"] == pytest.approx(lls[b] - lls[1 - b])
+        ppl = [math.exp(-ll / n) for ll, n in zip(lls, doc["n_tokens"], strict=True)]
+        assert rec["ppl"] == pytest.approx(ppl) and s["t_value"]["ppl"] == pytest.approx(
+            [ppl[b], ppl[1 - b]])
     else:
         assert rec["probs"] == pytest.approx(normalize_loglikelihoods(lls))
+        ppl = [math.exp(-ll / n) for ll, n in zip(lls, doc["n_tokens"], strict=True)]
+        assert rec["ppl"] == pytest.approx(ppl) and s["likelihood_bias"]["s"] == pytest.approx(ppl)
         assert rec["biased"] is None and rec["groups"] == doc["descriptors"]
         assert rec["pred_descriptor"] == doc["descriptors"][rec["pred"]]
 
