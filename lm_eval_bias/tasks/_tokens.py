@@ -16,6 +16,10 @@ is encoded without special tokens and every token is scored given the prefix tok
 tokenizer's BOS, else its EOS, unless `prefix_token_id` is set); when the first token IS the
 prefix token it becomes the context and is not scored. A tokenizer can also be named with
 `--metadata '{"tokenizer": "<name or folder>"}'`.
+
+`first_token_split` serves perplexities that, like RedditBias's, leave the first token of a phrase
+unscored (Hugging Face `labels=input_ids`): it gives the text of the phrase's first token, which
+the task scores as an extra option, so that ll(tokens 2..n) = ll(phrase) - ll(first token).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import Any
 from lm_eval_bias.errors import BiasEvalError
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
+FirstTokenSplitter = Callable[[Sequence[str]], list[tuple[str, int]]]
 
 
 def _flag(value: Any, default: bool) -> bool:
@@ -82,10 +87,7 @@ def _load(name, revision, trust_remote_code, use_fast, gguf_file, subfolder):
 
 def counts_with(tokenizer: Any, prefix_token_id: int | None = None) -> TokenCounter:
     """Counter of the tokens lm-eval scores for each phrase scored with an empty context."""
-    prefix = prefix_token_id
-    if prefix is None:
-        prefix = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else (
-            tokenizer.eos_token_id)
+    prefix = _prefix_id(tokenizer, prefix_token_id)
 
     def count(texts: Sequence[str]) -> list[int]:
         out = []
@@ -96,8 +98,52 @@ def counts_with(tokenizer: Any, prefix_token_id: int | None = None) -> TokenCoun
     return count
 
 
-def token_counter(metadata: Mapping[str, Any], benchmark: str) -> TokenCounter:
-    """The counter for the model lm-eval runs (its model_args, merged into the task metadata)."""
+def splits_with(tokenizer: Any, prefix_token_id: int | None = None) -> FirstTokenSplitter:
+    """Splitter: per phrase, (text of its first token, number of tokens after it). The first
+    token's text must encode to that token alone, and the phrase must not start with the prefix
+    token lm-eval conditions on; otherwise BiasEvalError."""
+    prefix = _prefix_id(tokenizer, prefix_token_id)
+
+    def split(texts: Sequence[str]) -> list[tuple[str, int]]:
+        out = []
+        for text in texts:
+            ids = tokenizer.encode(text, add_special_tokens=False)
+            first = _first_token_text(tokenizer, text, ids)
+            if not ids or ids[0] == prefix or first is None:
+                raise BiasEvalError(
+                    f"cannot split the first token off {text[:60]!r} with this tokenizer (it "
+                    f"must be a plain token whose text encodes to itself); use another tokenizer"
+                )
+            out.append((first, len(ids) - 1))
+        return out
+
+    return split
+
+
+def _prefix_id(tokenizer: Any, prefix_token_id: int | None) -> int:
+    if prefix_token_id is not None:
+        return prefix_token_id
+    return tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+
+
+def _first_token_text(tokenizer: Any, text: str, ids: list[int]) -> str | None:
+    """The prefix of `text` that is its first token, or None when no prefix encodes to it."""
+    candidates = []
+    if getattr(tokenizer, "is_fast", False) and ids:
+        offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)[
+            "offset_mapping"]
+        candidates.append(text[: offsets[0][1]])
+    if ids:
+        candidates.append(tokenizer.decode(ids[:1]))
+    for cand in candidates:
+        if cand and text.startswith(cand) and (
+            tokenizer.encode(cand, add_special_tokens=False) == ids[:1]
+        ):
+            return cand
+    return None
+
+
+def _tokenizer_for(metadata: Mapping[str, Any], benchmark: str) -> tuple[Any, int | None]:
     name, revision, trust, use_fast, gguf, subfolder, prefix = tokenizer_settings(metadata)
     if name is None:
         raise BiasEvalError(
@@ -105,4 +151,14 @@ def token_counter(metadata: Mapping[str, Any], benchmark: str) -> TokenCounter:
             f"tokens: run with --model_args pretrained=<model> (lm-eval hands model_args to the "
             f"task) or add --metadata '{{\"tokenizer\": \"<name or folder>\"}}'"
         )
-    return counts_with(_load(name, revision, trust, use_fast, gguf, subfolder), prefix)
+    return _load(name, revision, trust, use_fast, gguf, subfolder), prefix
+
+
+def token_counter(metadata: Mapping[str, Any], benchmark: str) -> TokenCounter:
+    """The counter for the model lm-eval runs (its model_args, merged into the task metadata)."""
+    return counts_with(*_tokenizer_for(metadata, benchmark))
+
+
+def first_token_split(metadata: Mapping[str, Any], benchmark: str) -> FirstTokenSplitter:
+    """The first-token splitter for the model lm-eval runs (see `splits_with`)."""
+    return splits_with(*_tokenizer_for(metadata, benchmark))

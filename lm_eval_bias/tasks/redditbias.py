@@ -13,10 +13,13 @@ such pair:
     bias_sent         upstream's sentence-level annotation ("1", "0" or "" as written: 1.0 -> "1")
     choices           [biased, counterfactual] (or the --metadata permute_seed order)
     biased_choice     index of the biased phrase in `choices`
-    n_tokens          tokens lm-eval scores per option (`choices` order), counted with the model's
-                      tokenizer (lm_eval_bias/tasks/_tokens.py) for the per-token perplexity
-Each phrase is scored on its own (empty context, no delimiter): its total log-likelihood, and its
-perplexity exp(-ll / n_tokens).
+    first_tokens      the text of each option's first token (`choices` order)
+    n_tokens          each option's number of tokens after the first (`choices` order)
+Both come from the model's tokenizer (lm_eval_bias/tasks/_tokens.py). lm-eval scores four
+strings per doc, each on its own (empty context, no delimiter): the two phrases, then their first
+tokens (`doc_to_choice`). A phrase's total log-likelihood ll is S1's score; upstream's perplexity
+scores tokens 2..n given token 1, so ll_rest = ll(phrase) - ll(first token) and
+ppl = exp(-ll_rest / n_tokens).
 """
 
 from __future__ import annotations
@@ -134,10 +137,10 @@ def load_pairs(demographic: str) -> list[dict]:
 
 
 def load_redditbias_docs(
-    demographic: str, permute_seed: Any = None, count_tokens: _tokens.TokenCounter | None = None
+    demographic: str, permute_seed: Any = None, split: _tokens.FirstTokenSplitter | None = None
 ) -> list[dict]:
-    """The docs of one demographic; `count_tokens` (the model's tokenizer) adds `n_tokens`, which
-    `process_results` needs."""
+    """The docs of one demographic; `split` (the model's tokenizer) adds `first_tokens` and
+    `n_tokens`, which `doc_to_choice` and `process_results` need."""
     seed = parse_permute_seed(permute_seed)
     docs = []
     for pair in load_pairs(demographic):
@@ -148,8 +151,10 @@ def load_redditbias_docs(
         )
         options = [pair["biased"], pair["counterfactual"]]
         doc = {**pair, "choices": [options[p] for p in perm], "biased_choice": perm.index(0)}
-        if count_tokens is not None:
-            doc["n_tokens"] = count_tokens(doc["choices"])
+        if split is not None:
+            parts = split(doc["choices"])
+            doc["first_tokens"] = [first for first, _ in parts]
+            doc["n_tokens"] = [n for _, n in parts]
         if seed is not None:
             doc["perm"] = perm
             doc["permute_seed"] = seed
@@ -159,27 +164,42 @@ def load_redditbias_docs(
 
 def load_redditbias(demographic: str, permute_seed: Any = None, **lm_eval_metadata: Any):
     """lm-eval `custom_dataset`: called as `load_redditbias(**metadata, **dataset_kwargs)`;
-    the metadata holds lm-eval's model_args, whose tokenizer counts each phrase's tokens."""
-    counter = _tokens.token_counter(lm_eval_metadata, "RedditBias")
-    docs = load_redditbias_docs(demographic, permute_seed, counter)
+    the metadata holds lm-eval's model_args, whose tokenizer splits each phrase's first token off."""
+    split = _tokens.first_token_split(lm_eval_metadata, "RedditBias")
+    docs = load_redditbias_docs(demographic, permute_seed, split)
     return _data.test_split(docs)
+
+
+def doc_to_choice(doc: dict) -> list[str]:
+    """The strings lm-eval scores: the two phrases (`choices` order), then their first tokens."""
+    _require_split(doc)
+    return list(doc["choices"]) + list(doc["first_tokens"])
+
+
+def _require_split(doc: dict) -> None:
+    if "n_tokens" not in doc or "first_tokens" not in doc:
+        raise BiasEvalError(
+            "RedditBias doc without `first_tokens`/`n_tokens`: build the docs with the model's "
+            "tokenizer (load_redditbias does; lm_eval_bias/tasks/_tokens.py)"
+        )
 
 
 METRICS = ("t_value", "p_value", "pct_biased_preferred", "effect_size")
 
 
 def process_results(doc: dict, results: Sequence) -> dict:
-    """results: lm-eval's (log-likelihood, is_greedy) per phrase, in `choices` order."""
-    lls = [float(r[0]) if isinstance(r, (tuple, list)) else float(r) for r in results]
-    if "n_tokens" not in doc:
-        raise BiasEvalError(
-            "RedditBias doc without `n_tokens`: build the docs with the model's tokenizer "
-            "(load_redditbias does; lm_eval_bias/tasks/_tokens.py)"
-        )
+    """results: lm-eval's (log-likelihood, is_greedy) per string of `doc_to_choice`: the two
+    phrases, then their first tokens."""
+    _require_split(doc)
+    scores = [float(r[0]) if isinstance(r, (tuple, list)) else float(r) for r in results]
+    if len(scores) != 4:
+        raise BiasEvalError(f"RedditBias expects 4 log-likelihoods per doc, got {len(scores)}")
+    lls, first = scores[:2], scores[2:]
+    rest = [ll - f for ll, f in zip(lls, first, strict=True)]  # tokens 2..n given token 1
     b = int(doc["biased_choice"])
     n = [int(k) for k in doc["n_tokens"]]
-    per_doc = rb_metrics.score_pair(lls[b], lls[1 - b], n[b], n[1 - b])
-    ppl = [rb_metrics.perplexity(ll, k) for ll, k in zip(lls, n, strict=True)]
+    per_doc = rb_metrics.score_pair(lls[b], lls[1 - b], rest[b], rest[1 - b], n[b], n[1 - b])
+    ppl = [rb_metrics.perplexity(r, k) for r, k in zip(rest, n, strict=True)]
     pred = max(range(len(lls)), key=lls.__getitem__)  # first of ties
     record = make_bias_item(
         benchmark=BENCHMARK,

@@ -20,8 +20,9 @@ def _cases():
     expected = json.loads((REF / "expected.json").read_text())["cases"]
     for case in inputs:
         items = [
-            m.score_pair(it["ll_biased"], it["ll_counterfactual"], it["n_biased"],
-                         it["n_counterfactual"])
+            # ll_*: log-likelihood of the n_* tokens upstream scores (tokens 2.. of the phrase)
+            m.score_pair(it["ll_biased"], it["ll_counterfactual"], it["ll_biased"],
+                         it["ll_counterfactual"], it["n_biased"], it["n_counterfactual"])
             for it in case["items"]
         ]
         yield case["name"], items, expected[case["name"]]
@@ -48,17 +49,19 @@ def test_t_and_p_equal_upstream_on_the_reference_inputs():
 def test_per_token_perplexity_and_total_ll_can_disagree():
     """The reference case where the biased phrases are longer: S1's total log-likelihood prefers
     the counterfactuals, upstream's per-token perplexity the biased phrases."""
-    items = dict((name, items) for name, items, _ in _cases())["gender_length_confound"]
+    items = {name: its for name, its, _ in _cases()}["gender_length_confound"]
     assert m.t_value(items) < 0  # biased phrases less perplexing: bias against the target group
     assert m.effect_size(items) < 0 and m.pct_biased_preferred(items) == 0.0
 
 
 def test_perplexity_per_token():
     assert m.perplexity(-6.0, 3) == pytest.approx(math.e**2)
-    assert m.score_pair(-6.0, -4.0, 3, 1) == {
-        "ppl": [pytest.approx(math.e**2), pytest.approx(math.e**4)], "diff": -2.0}
+    # totals -7 and -4 (S1's diff -3); tokens 2.. have -6 over 3 and -4 over 1
+    assert m.score_pair(-7.0, -4.0, -6.0, -4.0, 3, 1) == {
+        "ppl": [pytest.approx(math.e**2), pytest.approx(math.e**4)], "diff": -3.0}
+    assert math.isnan(m.perplexity(0.0, 0))  # a one-token phrase: upstream's mean over no token
     with pytest.raises(ValueError):
-        m.perplexity(-1.0, 0)
+        m.perplexity(-1.0, -1)
 
 
 def _diff_items(diffs):
@@ -77,7 +80,7 @@ def test_effect_size_is_t_over_sqrt_n_on_log_likelihoods():
 
     ll1 = [-10.0, -12.5, -8.0, -20.0, -15.0]
     ll2 = [-11.0, -12.0, -9.5, -22.0, -15.5]
-    items = [m.score_pair(a, b, 5, 5) for a, b in zip(ll1, ll2, strict=True)]
+    items = [m.score_pair(a, b, a, b, 5, 5) for a, b in zip(ll1, ll2, strict=True)]
     assert m.effect_size(items) == pytest.approx(stats.ttest_rel(ll1, ll2).statistic / math.sqrt(5))
 
 

@@ -267,6 +267,8 @@ AGGREGATIONS = {
 def _check_record(bench: str, s: dict) -> None:
     rec, doc = s["bias_item"], s["doc"]
     lls = [float(r[0]) for r in s["filtered_resps"]]
+    if bench == "redditbias":  # the two phrases, then their first tokens (README)
+        lls, first = lls[:2], lls[2:]
     assert rec["v"] == 1 and rec["benchmark"] == bench and rec["invalid"] is False
     assert rec["choices"] == doc["choices"] and len(rec["probs"]) == len(lls) >= 2
     assert math.fsum(rec["probs"]) == pytest.approx(1.0)
@@ -287,7 +289,7 @@ def _check_record(bench: str, s: dict) -> None:
         b = doc["biased_choice"]
         assert rec["biased"] == (rec["probs"][b] > rec["probs"][1 - b])
         assert rec["ll_diff"] == pytest.approx(lls[b] - lls[1 - b])
-        ppl = [math.exp(-ll / n) for ll, n in zip(lls, doc["n_tokens"], strict=True)]
+        ppl = [math.exp(-(ll - f) / n) for ll, f, n in zip(lls, first, doc["n_tokens"], strict=True)]
         assert rec["ppl"] == pytest.approx(ppl) and s["t_value"]["ppl"] == pytest.approx(
             [ppl[b], ppl[1 - b]])
     else:

@@ -102,7 +102,12 @@ def test_loader_counts_tokens_with_the_models_tokenizer(use_data_dir, tiny_llama
     docs = list(ds["test"])
     assert len(docs) == 254
     for d in docs[:20]:
-        assert d["n_tokens"] == [len(tok.encode(c, add_special_tokens=False)) for c in d["choices"]]
+        ids = [tok.encode(c, add_special_tokens=False) for c in d["choices"]]
+        assert d["n_tokens"] == [len(x) - 1 for x in ids]
+        assert [tok.encode(f, add_special_tokens=False) for f in d["first_tokens"]] == [
+            x[:1] for x in ids]
+        assert all(c.startswith(f) for c, f in zip(d["choices"], d["first_tokens"], strict=True))
+        assert redditbias.doc_to_choice(d) == d["choices"] + d["first_tokens"]
     with pytest.raises(BiasEvalError, match="needs the model's tokenizer") as exc:
         redditbias.load_redditbias("race")
     assert "\n" not in str(exc.value)
@@ -118,23 +123,28 @@ def test_process_results_record():
         "choices": ["cf", "biased"],
         "biased_choice": 1,
         "perm": [1, 0],
+        "first_tokens": ["c", "b"],
         "n_tokens": [4, 5],
     }
-    out = redditbias.process_results(doc, [(-12.0, False), (-10.0, False)])
+    # totals -12 (cf) and -10 (biased); first tokens -4 and -0: tokens 2.. have -8 and -10
+    results = [(-12.0, False), (-10.0, False), (-4.0, True), (-0.0, True)]
+    out = redditbias.process_results(doc, results)
     rec = out["bias_item"]
-    # per doc: [biased, counterfactual] perplexities exp(10/5), exp(12/4); total-ll difference
-    assert out["t_value"] == {"ppl": [pytest.approx(math.exp(2.0)), pytest.approx(math.exp(3.0))],
+    # per doc: [biased, counterfactual] perplexities exp(10/5), exp(8/4); total-ll difference
+    assert out["t_value"] == {"ppl": [pytest.approx(math.exp(2.0)), pytest.approx(math.exp(2.0))],
                               "diff": 2.0}
     assert out["effect_size"] is out["t_value"]
     assert rec["pred"] == 1 and rec["biased"] is True and rec["ll_diff"] == 2.0
-    assert rec["ppl"] == pytest.approx([math.exp(3.0), math.exp(2.0)]) and rec["n_tokens"] == [4, 5]
+    assert rec["ppl"] == pytest.approx([math.exp(2.0), math.exp(2.0)]) and rec["n_tokens"] == [4, 5]
+    assert rec["choices"] == ["cf", "biased"] and len(rec["probs"]) == 2
     assert rec["probs"] == pytest.approx([0.1192029, 0.8807971])
     assert (rec["groups"], rec["axis"], rec["counterfactual_group"]) == (["black"], "race", "white")
     assert (rec["row"], rec["bias_sent"], rec["perm"], rec["biased_choice"]) == (3, "1", [1, 0], 1)
     json.dumps(rec, allow_nan=False)
-    with pytest.raises(BiasEvalError, match="without `n_tokens`"):
-        redditbias.process_results({k: v for k, v in doc.items() if k != "n_tokens"},
-                                   [(-12.0, False), (-10.0, False)])
+    with pytest.raises(BiasEvalError, match="without `first_tokens`/`n_tokens`"):
+        redditbias.process_results({k: v for k, v in doc.items() if k != "n_tokens"}, results)
+    with pytest.raises(BiasEvalError, match="expects 4 log-likelihoods"):
+        redditbias.process_results(doc, results[:2])
 
 
 def test_yamls_and_readme():
