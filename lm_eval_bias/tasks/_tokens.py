@@ -18,8 +18,10 @@ prefix token it becomes the context and is not scored. A tokenizer can also be n
 `--metadata '{"tokenizer": "<name or folder>"}'`.
 
 `first_token_split` serves perplexities that, like RedditBias's, leave the first token of a phrase
-unscored (Hugging Face `labels=input_ids`): it gives the text of the phrase's first token, which
-the task scores as an extra option, so that ll(tokens 2..n) = ll(phrase) - ll(first token).
+unscored (Hugging Face `labels=input_ids`): it splits the phrase into the text of its first token
+and the rest, which the task requests as (context, continuation), so that lm-eval scores tokens
+2..n given token 1 alone (`HFLM._encode_pair` encodes context + continuation and keeps the tokens
+after the context's).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from typing import Any
 from lm_eval_bias.errors import BiasEvalError
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
-FirstTokenSplitter = Callable[[Sequence[str]], list[tuple[str, int]]]
+FirstTokenSplitter = Callable[[Sequence[str]], list[tuple[str, str, int]]]
 
 
 def _flag(value: Any, default: bool) -> bool:
@@ -99,48 +101,54 @@ def counts_with(tokenizer: Any, prefix_token_id: int | None = None) -> TokenCoun
 
 
 def splits_with(tokenizer: Any, prefix_token_id: int | None = None) -> FirstTokenSplitter:
-    """Splitter: per phrase, (text of its first token, number of tokens after it). The first
-    token's text must encode to that token alone, and the phrase must not start with the prefix
-    token lm-eval conditions on; otherwise BiasEvalError."""
+    """Splitter: per phrase, (context text, the rest of the text, number of tokens in the rest).
+    The context is the phrase's first token; where that token is only whitespace (which lm-eval
+    would move into the continuation), the context extends to the next token. The context must
+    encode to exactly those tokens and not start with the prefix token lm-eval conditions on, and
+    the rest must hold a token; otherwise BiasEvalError."""
     prefix = _prefix_id(tokenizer, prefix_token_id)
 
-    def split(texts: Sequence[str]) -> list[tuple[str, int]]:
+    def split(texts: Sequence[str]) -> list[tuple[str, str, int]]:
         out = []
         for text in texts:
             ids = tokenizer.encode(text, add_special_tokens=False)
-            first = _first_token_text(tokenizer, text, ids)
-            if not ids or ids[0] == prefix or first is None:
+            first = None if not ids or ids[0] == prefix else _token_prefix(tokenizer, text, ids)
+            if first is None:
                 raise BiasEvalError(
                     f"cannot split the first token off {text[:60]!r} with this tokenizer (it "
                     f"must be a plain token whose text encodes to itself); use another tokenizer"
                 )
-            out.append((first, len(ids) - 1))
+            context, k = first
+            out.append((context, text[len(context):], len(ids) - k))
         return out
 
     return split
+
+
+def _token_prefix(tokenizer: Any, text: str, ids: list[int]) -> tuple[str, int] | None:
+    """(text of the first k tokens, k) for the smallest k that is not only whitespace, encodes to
+    ids[:k] and leaves a token after it; None if there is none within two tokens."""
+    offsets = None
+    if getattr(tokenizer, "is_fast", False):
+        offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)[
+            "offset_mapping"]
+    for k in (1, 2):
+        if len(ids) <= k:
+            return None
+        candidates = [text[: offsets[k - 1][1]]] if offsets else []
+        candidates.append(tokenizer.decode(ids[:k]))
+        for cand in candidates:
+            if cand.strip() and cand == cand.rstrip() and text.startswith(cand) and (
+                tokenizer.encode(cand, add_special_tokens=False) == ids[:k]
+            ):
+                return cand, k
+    return None
 
 
 def _prefix_id(tokenizer: Any, prefix_token_id: int | None) -> int:
     if prefix_token_id is not None:
         return prefix_token_id
     return tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
-
-
-def _first_token_text(tokenizer: Any, text: str, ids: list[int]) -> str | None:
-    """The prefix of `text` that is its first token, or None when no prefix encodes to it."""
-    candidates = []
-    if getattr(tokenizer, "is_fast", False) and ids:
-        offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)[
-            "offset_mapping"]
-        candidates.append(text[: offsets[0][1]])
-    if ids:
-        candidates.append(tokenizer.decode(ids[:1]))
-    for cand in candidates:
-        if cand and text.startswith(cand) and (
-            tokenizer.encode(cand, add_special_tokens=False) == ids[:1]
-        ):
-            return cand
-    return None
 
 
 def _tokenizer_for(metadata: Mapping[str, Any], benchmark: str) -> tuple[Any, int | None]:

@@ -13,19 +13,23 @@ such pair:
     bias_sent         upstream's sentence-level annotation ("1", "0" or "" as written: 1.0 -> "1")
     choices           [biased, counterfactual] (or the --metadata permute_seed order)
     biased_choice     index of the biased phrase in `choices`
-    first_tokens      the text of each option's first token (`choices` order)
-    n_tokens          each option's number of tokens after the first (`choices` order)
-Both come from the model's tokenizer (lm_eval_bias/tasks/_tokens.py). lm-eval scores four
-strings per doc, each on its own (empty context, no delimiter): the two phrases, then their first
-tokens (`doc_to_choice`). A phrase's total log-likelihood ll is S1's score; upstream's perplexity
-scores tokens 2..n given token 1, so ll_rest = ll(phrase) - ll(first token) and
-ppl = exp(-ll_rest / n_tokens).
+    first_tokens      the text of each option's first token (`choices` order; the first two
+                      where the tokenizer makes the first token whitespace only)
+    rests             the rest of each option's text (`choices` order)
+    n_tokens          each option's number of tokens in `rests` (`choices` order)
+The split comes from the model's tokenizer (lm_eval_bias/tasks/_tokens.py). `RedditBiasTask` makes
+four log-likelihood requests per doc: the two phrases with an empty context (their total
+log-likelihoods, S1's scores), then (first token, rest) of each phrase, which lm-eval scores as
+tokens 2..n given token 1, as upstream's `perplexity_score` does: ppl = exp(-ll_rest / n_tokens).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+
+from lm_eval.api.instance import Instance
+from lm_eval.api.task import ConfigurableTask
 
 from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.metrics import redditbias as rb_metrics
@@ -153,8 +157,9 @@ def load_redditbias_docs(
         doc = {**pair, "choices": [options[p] for p in perm], "biased_choice": perm.index(0)}
         if split is not None:
             parts = split(doc["choices"])
-            doc["first_tokens"] = [first for first, _ in parts]
-            doc["n_tokens"] = [n for _, n in parts]
+            doc["first_tokens"] = [first for first, _, _ in parts]
+            doc["rests"] = [rest for _, rest, _ in parts]
+            doc["n_tokens"] = [n for _, _, n in parts]
         if seed is not None:
             doc["perm"] = perm
             doc["permute_seed"] = seed
@@ -170,16 +175,30 @@ def load_redditbias(demographic: str, permute_seed: Any = None, **lm_eval_metada
     return _data.test_split(docs)
 
 
-def doc_to_choice(doc: dict) -> list[str]:
-    """The strings lm-eval scores: the two phrases (`choices` order), then their first tokens."""
-    _require_split(doc)
-    return list(doc["choices"]) + list(doc["first_tokens"])
+class RedditBiasTask(ConfigurableTask):
+    """lm-eval's ConfigurableTask plus one (context, continuation) request per phrase: (its first
+    token, the rest), so that the model scores tokens 2..n given token 1 (upstream's perplexity).
+    Named by `class:` in task_configs/redditbias/_redditbias_common; everything else is the YAML's."""
+
+    def __init__(self, config: dict | None = None) -> None:
+        super().__init__(config={k: v for k, v in (config or {}).items() if k != "class"})
+
+    def construct_requests(self, doc: dict, ctx: Any, **kwargs: Any) -> list[Instance]:
+        requests = list(super().construct_requests(doc, ctx, **kwargs))
+        _require_split(doc)
+        kwargs.pop("apply_chat_template", None)
+        kwargs.pop("chat_template", None)
+        return requests + [
+            Instance(request_type="loglikelihood", doc=doc, arguments=(first, rest),
+                     idx=len(requests) + i, **kwargs)
+            for i, (first, rest) in enumerate(zip(doc["first_tokens"], doc["rests"], strict=True))
+        ]
 
 
 def _require_split(doc: dict) -> None:
-    if "n_tokens" not in doc or "first_tokens" not in doc:
+    if any(k not in doc for k in ("first_tokens", "rests", "n_tokens")):
         raise BiasEvalError(
-            "RedditBias doc without `first_tokens`/`n_tokens`: build the docs with the model's "
+            "RedditBias doc without `first_tokens`/`rests`/`n_tokens`: build the docs with the model's "
             "tokenizer (load_redditbias does; lm_eval_bias/tasks/_tokens.py)"
         )
 
@@ -188,14 +207,13 @@ METRICS = ("t_value", "p_value", "pct_biased_preferred", "effect_size")
 
 
 def process_results(doc: dict, results: Sequence) -> dict:
-    """results: lm-eval's (log-likelihood, is_greedy) per string of `doc_to_choice`: the two
-    phrases, then their first tokens."""
+    """results: lm-eval's (log-likelihood, is_greedy) per request of `RedditBiasTask`: the two
+    phrases (`choices` order), then tokens 2..n of each given its first token."""
     _require_split(doc)
     scores = [float(r[0]) if isinstance(r, (tuple, list)) else float(r) for r in results]
     if len(scores) != 4:
         raise BiasEvalError(f"RedditBias expects 4 log-likelihoods per doc, got {len(scores)}")
-    lls, first = scores[:2], scores[2:]
-    rest = [ll - f for ll, f in zip(lls, first, strict=True)]  # tokens 2..n given token 1
+    lls, rest = scores[:2], scores[2:]
     b = int(doc["biased_choice"])
     n = [int(k) for k in doc["n_tokens"]]
     per_doc = rb_metrics.score_pair(lls[b], lls[1 - b], rest[b], rest[1 - b], n[b], n[1 - b])

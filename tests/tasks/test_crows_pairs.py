@@ -267,8 +267,8 @@ AGGREGATIONS = {
 def _check_record(bench: str, s: dict) -> None:
     rec, doc = s["bias_item"], s["doc"]
     lls = [float(r[0]) for r in s["filtered_resps"]]
-    if bench == "redditbias":  # the two phrases, then their first tokens (README)
-        lls, first = lls[:2], lls[2:]
+    if bench == "redditbias":  # the two phrases, then tokens 2..n of each (README)
+        lls, rest = lls[:2], lls[2:]
     assert rec["v"] == 1 and rec["benchmark"] == bench and rec["invalid"] is False
     assert rec["choices"] == doc["choices"] and len(rec["probs"]) == len(lls) >= 2
     assert math.fsum(rec["probs"]) == pytest.approx(1.0)
@@ -289,7 +289,10 @@ def _check_record(bench: str, s: dict) -> None:
         b = doc["biased_choice"]
         assert rec["biased"] == (rec["probs"][b] > rec["probs"][1 - b])
         assert rec["ll_diff"] == pytest.approx(lls[b] - lls[1 - b])
-        ppl = [math.exp(-(ll - f) / n) for ll, f, n in zip(lls, first, doc["n_tokens"], strict=True)]
+        ppl = [math.exp(-r / n) for r, n in zip(rest, doc["n_tokens"], strict=True)]
+        extra = [s["arguments"][f"gen_args_{i}"] for i in (2, 3)]
+        assert [(a["arg_0"], a["arg_1"]) for a in extra] == list(
+            zip(doc["first_tokens"], doc["rests"], strict=True))
         assert rec["ppl"] == pytest.approx(ppl) and s["t_value"]["ppl"] == pytest.approx(
             [ppl[b], ppl[1 - b]])
     else:

@@ -106,8 +106,7 @@ def test_loader_counts_tokens_with_the_models_tokenizer(use_data_dir, tiny_llama
         assert d["n_tokens"] == [len(x) - 1 for x in ids]
         assert [tok.encode(f, add_special_tokens=False) for f in d["first_tokens"]] == [
             x[:1] for x in ids]
-        assert all(c.startswith(f) for c, f in zip(d["choices"], d["first_tokens"], strict=True))
-        assert redditbias.doc_to_choice(d) == d["choices"] + d["first_tokens"]
+        assert [f + r for f, r in zip(d["first_tokens"], d["rests"], strict=True)] == d["choices"]
     with pytest.raises(BiasEvalError, match="needs the model's tokenizer") as exc:
         redditbias.load_redditbias("race")
     assert "\n" not in str(exc.value)
@@ -124,10 +123,11 @@ def test_process_results_record():
         "biased_choice": 1,
         "perm": [1, 0],
         "first_tokens": ["c", "b"],
+        "rests": ["f", "iased"],
         "n_tokens": [4, 5],
     }
-    # totals -12 (cf) and -10 (biased); first tokens -4 and -0: tokens 2.. have -8 and -10
-    results = [(-12.0, False), (-10.0, False), (-4.0, True), (-0.0, True)]
+    # totals -12 (cf) and -10 (biased); tokens 2.. given token 1: -8 and -10
+    results = [(-12.0, False), (-10.0, False), (-8.0, False), (-10.0, False)]
     out = redditbias.process_results(doc, results)
     rec = out["bias_item"]
     # per doc: [biased, counterfactual] perplexities exp(10/5), exp(8/4); total-ll difference
@@ -141,7 +141,7 @@ def test_process_results_record():
     assert (rec["groups"], rec["axis"], rec["counterfactual_group"]) == (["black"], "race", "white")
     assert (rec["row"], rec["bias_sent"], rec["perm"], rec["biased_choice"]) == (3, "1", [1, 0], 1)
     json.dumps(rec, allow_nan=False)
-    with pytest.raises(BiasEvalError, match="without `first_tokens`/`n_tokens`"):
+    with pytest.raises(BiasEvalError, match="without `first_tokens`/`rests`/`n_tokens`"):
         redditbias.process_results({k: v for k, v in doc.items() if k != "n_tokens"}, results)
     with pytest.raises(BiasEvalError, match="expects 4 log-likelihoods"):
         redditbias.process_results(doc, results[:2])

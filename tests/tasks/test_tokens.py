@@ -48,22 +48,36 @@ def test_counts_equal_what_hflm_scores(lm, tiny_llama_dir):
 
 
 def test_first_token_split_gives_tokens_two_to_n(lm, tiny_llama_dir):
-    """ll(phrase) - ll(its first token's text), both as HFLM scores them, is the log-likelihood of
-    tokens 2..n given BOS and token 1, over the counted n - 1 tokens."""
+    """HFLM's log-likelihood of (first token, rest) is that of tokens 2..n given token 1 alone
+    (no prefix token), upstream's `labels=input_ids` loss, over the counted n - 1 tokens."""
     from lm_eval.api.instance import Instance
 
     phrases = PHRASES[:2]
     split = _tokens.first_token_split({"pretrained": str(tiny_llama_dir)}, "test")(phrases)
-    texts = phrases + [first for first, _ in split]
     lls = [ll for ll, _ in lm.loglikelihood(
-        [Instance("loglikelihood", {}, ("", t), i) for i, t in enumerate(texts)])]
+        [Instance("loglikelihood", {}, (first, rest), i) for i, (first, rest, _) in
+         enumerate(split)])]
     tok = lm.tokenizer
-    for k, (phrase, (first, n)) in enumerate(zip(phrases, split, strict=True)):
-        ids = [tok.bos_token_id] + tok.encode(phrase, add_special_tokens=False)
-        assert phrase.startswith(first) and n == len(ids) - 2
-        assert lls[k] - lls[k + 2] == pytest.approx(sum(_token_logprobs(lm, ids)[1:]), abs=1e-4)
+    for phrase, (first, rest, n), ll in zip(phrases, split, lls, strict=True):
+        ids = tok.encode(phrase, add_special_tokens=False)  # the tiny tokenizer adds no BOS
+        assert first + rest == phrase and n == len(ids) - 1
+        assert ll == pytest.approx(sum(_token_logprobs(lm, ids)), abs=1e-4)
     with pytest.raises(BiasEvalError, match="cannot split the first token"):
         _tokens.first_token_split({"pretrained": str(tiny_llama_dir)}, "test")([PHRASES[2]])
+
+
+def test_whitespace_only_first_token_extends_the_context(tiny_llama_dir):
+    """The tiny tokenizer has no " white" token: the leading space is a token of its own, which
+    lm-eval would move out of a context, so the context takes the next token too."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_llama_dir)
+    phrase = " white men cant jump"
+    ids = tok.encode(phrase, add_special_tokens=False)
+    assert tok.decode(ids[:1]) == " "
+    ((context, rest, n),) = _tokens.splits_with(tok)([phrase])
+    assert context + rest == phrase and context.strip() and n == len(ids) - 2
+    assert tok.encode(context, add_special_tokens=False) == ids[:2]
 
 
 def test_settings_follow_hflm_keys():
