@@ -143,8 +143,8 @@ def load_pairs(demographic: str) -> list[dict]:
 def load_redditbias_docs(
     demographic: str, permute_seed: Any = None, split: _tokens.FirstTokenSplitter | None = None
 ) -> list[dict]:
-    """The docs of one demographic; `split` (the model's tokenizer) adds `first_tokens` and
-    `n_tokens`, which `doc_to_choice` and `process_results` need."""
+    """The docs of one demographic; `split` (the model's tokenizer) adds `first_tokens`, `rests`
+    and `n_tokens`, which `RedditBiasTask` and `process_results` need."""
     seed = parse_permute_seed(permute_seed)
     docs = []
     for pair in load_pairs(demographic):
