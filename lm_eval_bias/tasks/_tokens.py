@@ -15,15 +15,24 @@ request into context and continuation tokens exactly as lm-eval's `TemplateLM.lo
   tokens (or `add_special_tokens=add_bos_token` when that model arg is set).
 A chat template or system instruction changes the context lm-eval scores after; the counts here
 assume the task's plain prompt (none of the tasks using them asks for a chat template).
+
+Per-token perplexities on phrases (RedditBias, HolisticBias) use `counts_with` (empty context) and
+`splits_with`: perplexities that, like RedditBias's, leave the first token of a phrase unscored
+(Hugging Face `labels=input_ids`) split the phrase into the text of its first token and the rest,
+which the task requests as (context, continuation), so that lm-eval scores tokens 2..n given
+token 1 alone (`HFLM._encode_pair` keeps the tokens after the context's).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from lm_eval_bias.errors import BiasEvalError
+
+TokenCounter = Callable[[Sequence[str]], list[int]]
+FirstTokenSplitter = Callable[[Sequence[str]], list[tuple[str, str, int]]]
 
 #: model_args / metadata keys that choose the tokenizer, as HFLM reads them.
 TOKENIZER_KEYS = ("tokenizer", "pretrained", "revision", "trust_remote_code", "gguf_file",
@@ -83,7 +92,7 @@ def _encode(tokenizer, text: str, add_bos_token: bool | None) -> list[int]:
     return list(tokenizer.encode(text, add_special_tokens=add_bos_token))
 
 
-def prefix_token_id(tokenizer, metadata: Mapping[str, Any]) -> int | None:
+def prefix_token_id_of(tokenizer, metadata: Mapping[str, Any]) -> int | None:
     custom = metadata.get("prefix_token_id")
     if custom is not None:
         return int(custom)
@@ -97,7 +106,7 @@ def continuation_token_counts(tokenizer, context: str, continuations: Sequence[s
     add_bos = _flag(metadata.get("add_bos_token"))
     counts = []
     if context == "":
-        prefix = prefix_token_id(tokenizer, metadata)
+        prefix = prefix_token_id_of(tokenizer, metadata)
         for cont in continuations:
             enc = list(tokenizer.encode(cont, add_special_tokens=False))
             counts.append(len(enc) - 1 if enc and enc[0] == prefix else len(enc))
@@ -110,3 +119,75 @@ def continuation_token_counts(tokenizer, context: str, continuations: Sequence[s
         whole = _encode(tokenizer, ctx + cont, add_bos)
         counts.append(len(whole) - len(_encode(tokenizer, ctx, add_bos)))
     return counts
+
+
+def counts_with(tokenizer: Any, prefix_token_id: int | None = None) -> TokenCounter:
+    """Counter of the tokens lm-eval scores for each phrase scored with an empty context."""
+    prefix = prefix_token_id if prefix_token_id is not None else \
+        prefix_token_id_of(tokenizer, {})
+
+    def count(texts: Sequence[str]) -> list[int]:
+        out = []
+        for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]:
+            out.append(len(ids) - 1 if ids and ids[0] == prefix else len(ids))
+        return out
+
+    return count
+
+
+def splits_with(tokenizer: Any, prefix_token_id: int | None = None) -> FirstTokenSplitter:
+    """Splitter: per phrase, (context text, the rest of the text, number of tokens in the rest).
+    The context is the phrase's first token; where that token is only whitespace (which lm-eval
+    would move into the continuation), the context extends to the next token. The context must
+    encode to exactly those tokens and not start with the prefix token lm-eval conditions on, and
+    the rest must hold a token; otherwise BiasEvalError."""
+    prefix = prefix_token_id if prefix_token_id is not None else \
+        prefix_token_id_of(tokenizer, {})
+
+    def split(texts: Sequence[str]) -> list[tuple[str, str, int]]:
+        out = []
+        for text in texts:
+            ids = tokenizer.encode(text, add_special_tokens=False)
+            first = None if not ids or ids[0] == prefix else _token_prefix(tokenizer, text, ids)
+            if first is None:
+                raise BiasEvalError(
+                    f"cannot split the first token off {text[:60]!r} with this tokenizer (it "
+                    f"must be a plain token whose text encodes to itself); use another tokenizer"
+                )
+            context, k = first
+            out.append((context, text[len(context):], len(ids) - k))
+        return out
+
+    return split
+
+
+def _token_prefix(tokenizer: Any, text: str, ids: list[int]) -> tuple[str, int] | None:
+    """(text of the first k tokens, k) for the smallest k that is not only whitespace, encodes to
+    ids[:k] and leaves a token after it; None if there is none within two tokens."""
+    offsets = None
+    if getattr(tokenizer, "is_fast", False):
+        offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)[
+            "offset_mapping"]
+    for k in (1, 2):
+        if len(ids) <= k:
+            return None
+        candidates = [text[: offsets[k - 1][1]]] if offsets else []
+        candidates.append(tokenizer.decode(ids[:k]))
+        for cand in candidates:
+            if cand.strip() and cand == cand.rstrip() and text.startswith(cand) and (
+                tokenizer.encode(cand, add_special_tokens=False) == ids[:k]
+            ):
+                return cand, k
+    return None
+
+
+def token_counter(metadata: Mapping[str, Any], benchmark: str) -> TokenCounter:
+    """The counter for the model lm-eval runs (its model_args, merged into the task metadata)."""
+    tokenizer = load_tokenizer(metadata, what=f"{benchmark} (per-token perplexity)")
+    return counts_with(tokenizer, prefix_token_id_of(tokenizer, metadata))
+
+
+def first_token_split(metadata: Mapping[str, Any], benchmark: str) -> FirstTokenSplitter:
+    """The first-token splitter for the model lm-eval runs (see `splits_with`)."""
+    tokenizer = load_tokenizer(metadata, what=f"{benchmark} (per-token perplexity)")
+    return splits_with(tokenizer, prefix_token_id_of(tokenizer, metadata))

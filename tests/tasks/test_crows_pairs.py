@@ -223,7 +223,7 @@ E2E_METRICS = {
     "crows_pairs": ["pct_stereotype", "pct_stereotype_stereo", "pct_stereotype_antistereo",
                     "pct_neutral"],
     "stereoset": ["lms", "ss", "icat", "lms_char", "ss_char", "icat_char"],
-    "redditbias": ["pct_biased_preferred", "effect_size", "paired_t_p"],
+    "redditbias": ["t_value", "p_value", "pct_biased_preferred", "effect_size"],
     "holistic_bias": ["likelihood_bias", "likelihood_bias_bh"],
 }
 AGGREGATIONS = {
@@ -239,7 +239,8 @@ AGGREGATIONS = {
     "icat_char": ss_m.icat,
     "pct_biased_preferred": rb_m.pct_biased_preferred,
     "effect_size": rb_m.effect_size,
-    "paired_t_p": rb_m.paired_t_p,
+    "t_value": rb_m.t_value,
+    "p_value": rb_m.p_value,
     "likelihood_bias": hb_m.likelihood_bias,
     "likelihood_bias_bh": hb_m.likelihood_bias_bh,
 }
@@ -248,6 +249,8 @@ AGGREGATIONS = {
 def _check_record(bench: str, s: dict) -> None:
     rec, doc = s["bias_item"], s["doc"]
     lls = [float(r[0]) for r in s["filtered_resps"]]
+    if bench == "redditbias":  # the two phrases, then tokens 2..n of each (README)
+        lls, rest = lls[:2], lls[2:]
     assert rec["v"] == 1 and rec["benchmark"] == bench and rec["invalid"] is False
     assert rec["choices"] == doc["choices"] and len(rec["probs"]) == len(lls) >= 2
     assert math.fsum(rec["probs"]) == pytest.approx(1.0)
@@ -270,8 +273,16 @@ def _check_record(bench: str, s: dict) -> None:
         b = doc["biased_choice"]
         assert rec["biased"] == (rec["probs"][b] > rec["probs"][1 - b])
         assert rec["ll_diff"] == pytest.approx(lls[b] - lls[1 - b])
+        ppl = [math.exp(-r / n) for r, n in zip(rest, doc["n_tokens"], strict=True)]
+        extra = [s["arguments"][f"gen_args_{i}"] for i in (2, 3)]
+        assert [(a["arg_0"], a["arg_1"]) for a in extra] == list(
+            zip(doc["first_tokens"], doc["rests"], strict=True))
+        assert rec["ppl"] == pytest.approx(ppl) and s["t_value"]["ppl"] == pytest.approx(
+            [ppl[b], ppl[1 - b]])
     else:
         assert rec["probs"] == pytest.approx(normalize_loglikelihoods(lls))
+        ppl = [math.exp(-ll / n) for ll, n in zip(lls, doc["n_tokens"], strict=True)]
+        assert rec["ppl"] == pytest.approx(ppl) and s["likelihood_bias"]["s"] == pytest.approx(ppl)
         assert rec["biased"] is None and rec["groups"] == doc["descriptors"]
         assert rec["pred_descriptor"] == doc["descriptors"][rec["pred"]]
 
