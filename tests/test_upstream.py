@@ -1,0 +1,245 @@
+"""upstream/: the self-contained lm-eval task folders proposed to lm-evaluation-harness.
+
+Two kinds of checks keep them in sync with our tasks:
+
+* fast, in this process: every folder's utils.py imports nothing of lm_eval_bias; its task list
+  matches ours; on real rows of /work/shared data with the same synthetic log-likelihoods, its
+  per-item values and aggregations equal our task's.
+* end to end: `python -m lm_eval --include_path <copy of upstream/<bench>>` runs in a Python
+  environment where lm_eval_bias cannot be imported (a venv whose site-packages links every
+  package of this one except lm_eval_bias and its startup hook; the test asserts the import fails
+  there), on the local data files: the copy differs from upstream/<bench> only in the data
+  location (the pinned GitHub raw URL prefix replaced by the local folder). Its per-document
+  metric values are compared with our task's run on the same documents, with the same tiny model.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import importlib.util
+import json
+import math
+import os
+import random
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import NETGUARD_DIR, REPO_ROOT, SHARED_DATA, run_cli
+
+UPSTREAM = REPO_ROOT / "upstream"
+DATA = Path(os.environ.get("LM_EVAL_BIAS_DATA_DIR", SHARED_DATA))
+# pinned raw URL prefix in the committed YAMLs -> local copy of the same files
+DATA_PREFIX = {
+    "bbq": (
+        "https://raw.githubusercontent.com/nyu-mll/BBQ/bea11bd97d79217245b5871acd247b9d6eb24598",
+        DATA / "bbq",
+    ),
+}
+
+
+def load_utils(bench: str):
+    path = UPSTREAM / bench / "utils.py"
+    spec = importlib.util.spec_from_file_location(f"upstream_{bench}_utils", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def task_names(bench: str) -> set[str]:
+    names = set()
+    for path in (UPSTREAM / bench).glob("*.yaml"):
+        text = path.read_text()
+        cfg = yaml.safe_load("\n".join(ln for ln in text.splitlines() if "!function" not in ln))
+        if "task" in cfg and isinstance(cfg["task"], str):
+            names.add(cfg["task"])
+    return names
+
+
+def same(a, b) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return a == b
+
+
+def assert_same_item(ours: dict, theirs: dict, where: str) -> None:
+    """Every key of our per-item value has the same value upstream (upstream may carry keys our
+    current task lacks, e.g. BBQ's weight "w", which the bbq branch adds)."""
+    assert set(ours) <= set(theirs), f"{where}: keys {set(ours) - set(theirs)} missing upstream"
+    for key in ours:
+        assert same(ours[key], theirs[key]), f"{where}: {key} ours {ours[key]} vs {theirs[key]}"
+
+
+@pytest.mark.parametrize("bench", sorted(DATA_PREFIX))
+def test_utils_imports_nothing_of_this_package(bench):
+    tree = ast.parse((UPSTREAM / bench / "utils.py").read_text())
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module.split(".")[0])
+    assert imported <= {"__future__", "datasets", "math", "collections", "re", "typing"}, imported
+    for path in (UPSTREAM / bench).iterdir():
+        if path.is_file():
+            assert "lm_eval_bias" not in path.read_text(), f"{path} names lm_eval_bias"
+
+
+# ---------------------------------------------------------------- BBQ, in this process
+
+
+def test_bbq_tasks_match_ours():
+    from lm_eval_bias.tasks import bbq as ours
+
+    expected = {f"bbq_{suffix}" for suffix in ours.CATEGORIES.values()}
+    name_categories = ("Gender_identity", "Race_ethnicity", "Race_x_SES", "Race_x_gender")
+    expected |= {f"bbq_{ours.CATEGORIES[c]}_names" for c in name_categories}
+    assert task_names("bbq") == expected
+
+
+@pytest.fixture(scope="module")
+def bbq_metadata():
+    utils = load_utils("bbq")
+    with (DATA / "bbq" / "supplemental" / "additional_metadata.csv").open(newline="") as fh:
+        return utils.read_metadata(csv.DictReader(fh))
+
+
+def test_bbq_metadata_read_as_upstream_lists_it(bbq_metadata):
+    assert len(bbq_metadata) == 58_492
+    assert sum(n for _, _, n in bbq_metadata.values()) == 58_556
+    assert sum(loc is None for loc, _, _ in bbq_metadata.values()) == 16
+    assert sum(n == 2 for _, _, n in bbq_metadata.values()) == 64
+
+
+# Gender_identity: scores not compared, only per-item values. Its 16 items without a bias target
+# and 64 items listed twice in the metadata are scored as upstream's R script does (utils.py, and
+# our BBQ task from the bbq branch on); main's task before that merge counts them differently.
+@pytest.mark.parametrize("category,compare_scores",
+                         [("Age", True), ("Gender_identity", False), ("Race_x_SES", True)])
+def test_bbq_items_and_scores_equal_ours(category, compare_scores, bbq_metadata):
+    """Same options, prompt, gold, targets; same per-item values and scores for the same
+    log-likelihoods (no ties: tie handling is tested on its own below)."""
+    from lm_eval_bias.metrics import bbq as our_metrics
+    from lm_eval_bias.tasks import bbq as ours
+
+    utils = load_utils("bbq")
+    rows = [json.loads(line) for line in (DATA / "bbq" / "data" / f"{category}.jsonl").open()]
+    our_docs = ours.load_bbq_docs(category)
+    by_id = {int(r["example_id"]): r for r in rows}
+    rng = random.Random(category)
+    ours_vals, theirs_vals = [], []
+    for doc in our_docs[::7]:
+        row = by_id[int(doc["example_id"])]
+        up = {**row, **utils.add_fields(row, bbq_metadata)}
+        assert up["choices"] == doc["choices"] and up["gold"] == doc["gold"]
+        assert (up["unknown_choice"], up["biased_choice"]) == (
+            doc["unknown_choice"], doc["biased_choice"])
+        assert f"{up['context']}\n\nQ: {up['question']}\nA:" == ours.doc_to_text(doc)
+        results = [(rng.uniform(-30, -1), False) for _ in range(3)]
+        mine = ours.process_results(doc, results)
+        theirs = utils.process_results(up, results)
+        assert set(theirs) == set(utils.METRICS) <= set(mine)
+        assert_same_item(mine["acc_amb"], theirs["acc_amb"], f"{category}/{doc['example_id']}")
+        ours_vals.append(mine["acc_amb"])
+        theirs_vals.append(theirs["acc_amb"])
+    for name in utils.METRICS if compare_scores else ():
+        assert same(getattr(our_metrics, name)(ours_vals), getattr(utils, name)(theirs_vals)), name
+
+
+def test_bbq_tie_is_no_answer_and_weights_count():
+    utils = load_utils("bbq")
+    doc = {"context_condition": "ambig", "gold": 2, "unknown_choice": 2, "biased_choice": 0,
+           "metadata_rows": 2}
+    tie = utils.process_results(doc, [(-1.0, False), (-1.0, False), (-5.0, False)])["acc_amb"]
+    assert (tie["invalid"], tie["biased"], tie["correct"]) == (1, None, 0)
+    biased = utils.score_item(doc, 0)
+    unbiased = {**utils.score_item({**doc, "metadata_rows": 1}, 1)}
+    items = [tie, biased, unbiased]
+    # scored: biased (w 2) and unbiased (w 1); n_biased 2 of 3 non-unknown answers
+    assert utils.acc_amb(items) == 0.0
+    assert utils.bias_amb(items) == pytest.approx(1.0 * (2 * 2 / 3 - 1))
+    assert utils.invalid_rate(items) == pytest.approx(1 / 3)
+
+
+# ---------------------------------------------------------------- end to end, clean environment
+
+
+@pytest.fixture(scope="module")
+def clean_python(tmp_path_factory) -> Path:
+    """A venv that sees this environment's packages except lm_eval_bias and its hook."""
+    env_dir = tmp_path_factory.mktemp("clean") / "venv"
+    venv.EnvBuilder(system_site_packages=False, with_pip=False, symlinks=True).create(env_dir)
+    src = Path(sys.executable).parent.parent / "lib"
+    src = next(src.glob("python3*/site-packages"))
+    dst = next((env_dir / "lib").glob("python3*/site-packages"))
+    for entry in src.iterdir():
+        if entry.name.startswith(("lm_eval_bias", "_editable_impl_lm_eval_bias")):
+            continue
+        (dst / entry.name).symlink_to(entry)
+    python = env_dir / "bin" / "python"
+    proc = subprocess.run([str(python), "-c", "import lm_eval_bias"], env=clean_env(env_dir),
+                          cwd=env_dir, capture_output=True, text=True)
+    assert proc.returncode != 0 and "No module named 'lm_eval_bias'" in proc.stderr, proc.stderr
+    proc = subprocess.run([str(python), "-c", "import lm_eval, transformers, datasets"],
+                          env=clean_env(env_dir), cwd=env_dir, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return python
+
+
+def clean_env(env_dir: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LM_EVAL_BIAS")}
+    env["PYTHONPATH"] = str(NETGUARD_DIR)  # the network guard only; not this checkout
+    env["HF_DATASETS_CACHE"] = str(env_dir.parent / "hf-datasets")
+    return env
+
+
+def local_copy(bench: str, dest: Path) -> Path:
+    """upstream/<bench> with only the data location changed (URL prefix -> local folder)."""
+    url, local = DATA_PREFIX[bench]
+    out = dest / bench
+    shutil.copytree(UPSTREAM / bench, out, ignore=shutil.ignore_patterns("__pycache__"))
+    for path in out.glob("*.yaml"):
+        path.write_text(path.read_text().replace(url, str(local)))
+    return out
+
+
+def samples(out_dir: Path, task: str) -> list[dict]:
+    files = list(out_dir.glob(f"*/samples_{task}_*.jsonl"))
+    assert len(files) == 1, files
+    return [json.loads(line) for line in files[0].open()]
+
+
+# (bench, upstream task, our task, limit, metrics, doc key that identifies the item)
+E2E = [("bbq", "bbq_age", "bias_bbq_age", 12, ("acc_amb",), "example_id")]
+
+
+@pytest.mark.parametrize("bench,task,our_task,limit,metrics,key", E2E)
+def test_upstream_task_runs_alone_and_equals_ours(
+    bench, task, our_task, limit, metrics, key, clean_python, tiny_llama_dir, tmp_path
+):
+    folder = local_copy(bench, tmp_path)
+    common = ["--model", "hf", "--model_args", f"pretrained={tiny_llama_dir}",
+              "--limit", str(limit), "--log_samples"]
+    proc = subprocess.run(
+        [str(clean_python), "-m", "lm_eval", "run", "--include_path", str(folder),
+         "--tasks", task, *common, "--output_path", str(tmp_path / "up")],
+        env=clean_env(clean_python.parent.parent), cwd=tmp_path, capture_output=True, text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    mine = run_cli(["lm_eval", "run", "--tasks", our_task, *common,
+                    "--output_path", str(tmp_path / "ours")])
+    assert mine.returncode == 0, mine.stderr[-3000:]
+    up, ours = samples(tmp_path / "up", task), samples(tmp_path / "ours", our_task)
+    assert len(up) == len(ours) == limit
+    for a, b in zip(sorted(up, key=lambda s: s["doc_id"]), sorted(ours, key=lambda s: s["doc_id"])):
+        assert a["doc"][key] == b["doc"][key]
+        assert a["arguments"] == b["arguments"]  # same prompts and continuations
+        for metric in metrics:
+            assert_same_item(b[metric], a[metric], f"{task} doc {a['doc_id']} {metric}")
