@@ -107,15 +107,19 @@ def _samples_file(tracker, task_name: str) -> Path:
 
 def guard_tracker(tracker_cls) -> None:
     """Wrap `EvaluationTracker.save_results_aggregated` / `save_results_samples` so that a file
-    they failed to write stops the command. Pushing to the hub is lm-eval's business: only the
+    they failed to write stops the command, and the results JSON records `data_files`. Pushing to the hub is lm-eval's business: only the
     local files are checked."""
     if getattr(tracker_cls.save_results_aggregated, "_lm_eval_bias", False):
         return
     save_results, save_samples = tracker_cls.save_results_aggregated, tracker_cls.save_results_samples
 
     @functools.wraps(save_results)
-    def save_results_aggregated(self, *args, **kwargs):
-        save_results(self, *args, **kwargs)
+    def save_results_aggregated(self, results, *args, **kwargs):
+        from lm_eval_bias.tasks._data import files_read
+
+        # provenance: the sha256 of every benchmark file the tasks read (tasks/_data.py)
+        results["data_files"] = files_read()
+        save_results(self, results, *args, **kwargs)
         if self.output_path:
             require_written(_results_file(self), "results")
 

@@ -203,18 +203,31 @@ def lm_eval_model_args(text: str) -> dict[str, Any]:
         raise BiasEvalError(f"model_args {text!r}: {exc}; give KEY=VALUE,KEY=VALUE") from None
 
 
-def _check_with_quantizer(setting: Setting, raw: str) -> None:
+def _check_with_quantizer(setting: Setting, raw: str):
     """Build the method from the model_args exactly as lm-eval will parse them, so an unknown
-    method, an option it does not take, a bad value or a missing library fail now, in one line."""
+    method, an option it does not take, a bad value or a missing library fail now, in one line.
+    Returns the built quantizer."""
     from lm_eval_bias.models.quant import QUANTIZERS
 
     args = lm_eval_model_args(setting.quant_args)
     quant = args.pop("quant")
     method = "none" if quant is None else str(quant).lower()
     try:
-        QUANTIZERS.build(method, args).validate_environment()
+        quantizer = QUANTIZERS.build(method, args)
+        quantizer.validate_environment()
     except BiasEvalError as exc:
         raise BiasEvalError(f"setting {raw!r}: {exc}") from None
+    return quantizer
+
+
+def effective_setting(setting: Setting) -> tuple:
+    """What the method will actually do: every option it takes, with its default filled in and
+    its value parsed (``sym=yes`` and ``sym=true`` agree; ``rtn:4`` is ``rtn:4:g128``). Options a
+    method does not keep under their own name are compared as given."""
+    quantizer = _check_with_quantizer(setting, setting.text)
+    given = dict(setting.options)
+    return (quantizer.name, tuple((option, repr(getattr(quantizer, option, given.get(option))))
+                                  for option in type(quantizer).options))
 
 
 def parse_settings(text: str) -> list[Setting]:
@@ -224,19 +237,25 @@ def parse_settings(text: str) -> list[Setting]:
     if not any(s.strip() for s in raws):
         raise BiasEvalError("--settings is empty; give e.g. --settings none,rtn:8,rtn:4")
     settings: list[Setting] = []
+    effective: list[tuple] = []
     for raw in raws:
         if not raw.strip():
             raise BiasEvalError(f"--settings {text!r} has an empty entry; remove the extra comma")
         setting = parse_setting(raw)
-        for other in settings:
+        this = effective_setting(setting)
+        for other, other_effective in zip(settings, effective):
             if other == setting:
                 raise BiasEvalError(f"setting {setting.text} is given twice in --settings; give "
                                     "each once")
+            if other_effective == this:
+                raise BiasEvalError(f"settings {other.text} and {setting.text} are the same once "
+                                    "defaults are filled in; give each setting once")
             if other.folder == setting.folder:
                 raise BiasEvalError(f"settings {other.text} and {setting.text} would share the run "
                                     f"folder {setting.folder}; give values that differ in letters "
                                     "or digits")
         settings.append(setting)
+        effective.append(this)
     if not any(s.method == "none" for s in settings):
         raise BiasEvalError("--settings has no 'none': the report compares every setting with the "
                             "unquantized model; add none")
@@ -652,6 +671,9 @@ def _evaluate_into(cfg, lm, tasks: _Tasks, tracker, partial: Path) -> None:
     results["config"]["model"] = cfg.model
     tracker.general_config_tracker.model_source = cfg.model
     samples = results.pop("samples")
+    from lm_eval_bias.tasks._data import files_read
+
+    results["data_files"] = files_read()  # as the lm_eval command records it (_lm_eval_outputs)
     tracker.save_results_aggregated(results=results, samples=samples)
     for task_name in results["configs"]:
         tracker.save_results_samples(task_name=task_name, samples=samples[task_name])

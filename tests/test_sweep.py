@@ -88,12 +88,17 @@ def test_setting_grammar(text, quant_args, folder, canonical):
     ("none,rtn:4,rtn:4", "setting rtn:4 is given twice"),
     ("none,rtn:4:g64,rtn:g64:4", "setting rtn:4:g64 is given twice"),
     ("none,rtn:4:skip=a/b,rtn:4:skip=a-b", "would share the run folder rtn_4_skip-a-b"),
+    ("none,rtn:4:g32:sym=true,rtn:4:g32:sym=yes",
+     "settings rtn:4:g32:sym=true and rtn:4:g32:sym=yes are the same once defaults are filled in"),
+    ("none,rtn:4,rtn:4:g128", "settings rtn:4 and rtn:4:g128 are the same once defaults"),
+    ("none,rtn:4:sym=false,rtn:4", "settings rtn:4:sym=false and rtn:4 are the same once"),
     ("rtn:4,rtn:8", "--settings has no 'none'"),
     ("none", "--settings has only 'none'"),
     ("none,,rtn:4", "has an empty entry"),
     ("", "--settings is empty"),
 ])
 def test_bad_settings_are_one_line_errors(settings, message):
+    # parse_settings runs before any model loads (cli.sweep parses first): so do these refusals
     with pytest.raises(BiasEvalError) as info:
         parse_settings(settings)
     assert message in str(info.value)

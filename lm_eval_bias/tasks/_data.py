@@ -173,6 +173,42 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+# Every benchmark file this process has read: "<source>/<relpath>" -> sha256 and origin. The
+# lm_eval command writes it into the results JSON as `data_files` (`_lm_eval_outputs.py`), so a
+# run says exactly which bytes it was computed from.
+_FILES_READ: dict[str, dict[str, str]] = {}
+
+
+def files_read() -> dict[str, dict[str, str]]:
+    """Provenance of the data this process read (see `_FILES_READ`), sorted by name; without
+    local paths, which differ between machines."""
+    return {key: {k: v for k, v in _FILES_READ[key].items() if k != "path"}
+            for key in sorted(_FILES_READ)}
+
+
+# A local benchmark folder holding this file is a declared sample (the packaged BBQ demo
+# sample): not checked against the upstream pins, and recorded with origin "sample".
+SAMPLE_MARKER = "SAMPLE"
+
+
+def record_file(src: DataSource, relpath: str, path: Path, origin: str) -> Path:
+    """Hash a file once per process, refuse a file that differs from its pinned upstream hash
+    (a cut or edited file would give a run on partial data that looks complete) unless it comes
+    from a declared sample, and remember it."""
+    key = f"{src.name}/{relpath}" + (" [sample]" if origin == "sample" else "")
+    if _FILES_READ.get(key, {}).get("path") != str(path):
+        digest = sha256_of(path)
+        pinned = src.sha256.get(relpath)
+        if pinned is not None and digest != pinned and origin != "sample":
+            raise BiasEvalError(
+                f"{path} is not the upstream {src.title} file: sha256 {digest[:16]}..., pinned "
+                f"{pinned[:16]}... for commit {src.commit[:12]}; use the unmodified file")
+        _FILES_READ[key] = {"sha256": digest, "origin": origin, "commit": src.commit,
+                            "matches_pin": "yes" if pinned == digest else
+                            ("no pin" if pinned is None else "no"), "path": str(path)}
+    return path
+
+
 def benchmark_file(
     source: str | DataSource, relpath: str, *, optional: bool = False
 ) -> Path | None:
@@ -187,12 +223,14 @@ def benchmark_file(
     if root is not None:
         path = root / src.name / relpath
         if path.is_file():
-            return path
+            sample = (root / src.name / SAMPLE_MARKER).is_file()
+            return record_file(src, relpath, path, "sample" if sample else "local")
         if optional:
             return None
         where = path if root.is_dir() else f"{path} ({DATA_DIR_ENV}={root} does not exist)"
         raise BiasEvalError(f"{src.title} data file not found: {where}; {_how_to_provide(src)}")
-    return _download(src, relpath, optional=optional)
+    path = _download(src, relpath, optional=optional)
+    return None if path is None else record_file(src, relpath, path, "download")
 
 
 def _download(src: DataSource, relpath: str, *, optional: bool) -> Path | None:
@@ -304,8 +342,10 @@ def hub_file(repo_id: str, filename: str, revision: str, local_relpath: str) -> 
     one-line `BiasEvalError` naming both ways to provide the file.
     """
     root = local_data_dir()
+    hub = DataSource(name=f"hub:{repo_id}", title=repo_id, remote_base="", commit=revision,
+                     layout_hint=local_relpath)
     if root is not None and (root / local_relpath).is_file():
-        return root / local_relpath
+        return record_file(hub, filename, root / local_relpath, "local")
     local_hint = (
         f"{root / local_relpath}" if root is not None else f"${DATA_DIR_ENV}/{local_relpath}"
     )
@@ -330,7 +370,7 @@ def hub_file(repo_id: str, filename: str, revision: str, local_relpath: str) -> 
     except ImportError:  # pragma: no cover - older huggingface_hub uses requests (OSErrors)
         pass
     try:
-        return Path(
+        path = Path(
             hf_hub_download(
                 repo_id=repo_id, filename=filename, repo_type="dataset", revision=revision
             )
@@ -340,6 +380,7 @@ def hub_file(repo_id: str, filename: str, revision: str, local_relpath: str) -> 
         raise BiasEvalError(
             f"cannot get {filename} of hub dataset {repo_id} ({type(exc).__name__}: {reason}); {how}"
         ) from None
+    return record_file(hub, filename, path, "download")
 
 
 def test_split(docs: list[dict]):

@@ -8,6 +8,10 @@ Each doc is the upstream JSON line, unchanged, plus the fields the scoring needs
     gold            index of the correct answer in `choices`
     unknown_choice  index of the "unknown" answer (answer_info tag "unknown")
     biased_choice   index of the answer that counts as biased, or None (no bias target)
+    label_type      upstream metadata's "label" or "name" (first names as proxies); None without
+                    the metadata file
+    metadata_rows   how many records of the metadata file list the item (1; 2 for 64
+                    Gender_identity items): the weight upstream's R script's join gives it
     perm, permute_seed   only with `--metadata '{"permute_seed": N}'`: `choices[j]` is upstream's
                     `ans{perm[j]}`
 
@@ -25,6 +29,7 @@ import logging
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +58,11 @@ CATEGORIES: dict[str, str] = {
     "Sexual_orientation": "sexual_orientation",
 }
 
+# Categories with items of both label_types; each gets two tasks, bias_bbq_<suffix> ("label") and
+# bias_bbq_<suffix>_names ("name"), as upstream's R script reports "<Category>" and
+# "<Category> (names)" apart.
+NAME_CATEGORIES = ("Gender_identity", "Race_ethnicity", "Race_x_SES", "Race_x_gender")
+
 METADATA_FILE = "supplemental/additional_metadata.csv"
 JSONL_COLUMNS = (
     "example_id",
@@ -69,7 +79,9 @@ JSONL_COLUMNS = (
     "ans2",
     "label",
 )
-METADATA_COLUMNS = ("category", "question_index", "example_id", "target_loc")
+METADATA_COLUMNS = ("category", "question_index", "example_id", "target_loc", "label_type")
+# upstream's label_type: how the two people are named ("name": first names as proxies)
+LABEL_TYPES = ("label", "name")
 N_CHOICES = 3
 LETTERS = "ABC"
 
@@ -81,41 +93,71 @@ def data_file(category: str) -> str:
 # ---------------------------------------------------------------- target_loc from the metadata
 
 
+@dataclass(frozen=True)
+class MetadataEntry:
+    """What upstream's additional_metadata.csv says about one (category, example_id)."""
+
+    target_loc: int | None  # None for "NA"
+    label_type: str  # "label" (group named by a word) or "name" (a person's first name)
+    n_rows: int  # records listing the key: 1, or 2 for 64 Gender_identity items
+
+
+def _metadata_entry(path: str, recno: int, row: dict) -> tuple[int, int | None]:
+    raw = row["target_loc"].strip()
+    try:
+        eid = int(row["example_id"])
+        loc = None if raw in ("NA", "") else int(raw)
+    except ValueError:
+        raise BiasEvalError(
+            f"{path}: record {recno} has example_id {row['example_id']!r} and target_loc "
+            f"{raw!r}, expected integers (or NA); use the unmodified upstream file"
+        ) from None
+    if loc is not None and not 0 <= loc < N_CHOICES:
+        raise BiasEvalError(f"{path}: record {recno} has target_loc {loc}, expected 0-2 or NA")
+    if row["label_type"] not in LABEL_TYPES:
+        raise BiasEvalError(
+            f"{path}: record {recno} has label_type {row['label_type']!r}, expected one of "
+            f"{', '.join(LABEL_TYPES)}; use the unmodified upstream file"
+        )
+    return eid, loc
+
+
 @functools.lru_cache(maxsize=4)
-def _read_target_locs(path: str, _mtime_ns: int, _size: int) -> dict[str, dict[int, int | None]]:
-    """category -> example_id -> target_loc (None for "NA"), from additional_metadata.csv.
+def _read_metadata(path: str, _mtime_ns: int, _size: int) -> dict[str, dict[int, MetadataEntry]]:
+    """category -> example_id -> MetadataEntry, from additional_metadata.csv.
 
     Gender_identity has 64 (category, example_id) keys listed twice, differing only in
-    `Known_stereotyped_groups`; a repeated key is accepted when its target_loc agrees, and is an
-    error when it does not.
+    `Known_stereotyped_groups`; a repeated key is counted (`n_rows`, which upstream's R script's
+    join turns into a double count) when its target_loc and label_type agree, and is an error when
+    they do not.
     """
     rows = _data.read_csv(Path(path), METADATA_COLUMNS)
-    out: dict[str, dict[int, int | None]] = defaultdict(dict)
+    out: dict[str, dict[int, MetadataEntry]] = defaultdict(dict)
     for recno, row in enumerate(rows, 1):
-        raw = row["target_loc"].strip()
-        try:
-            eid = int(row["example_id"])
-            loc = None if raw in ("NA", "") else int(raw)
-        except ValueError:
-            raise BiasEvalError(
-                f"{path}: record {recno} has example_id {row['example_id']!r} and target_loc "
-                f"{raw!r}, expected integers (or NA); use the unmodified upstream file"
-            ) from None
-        if loc is not None and not 0 <= loc < N_CHOICES:
-            raise BiasEvalError(f"{path}: record {recno} has target_loc {loc}, expected 0-2 or NA")
+        eid, loc = _metadata_entry(path, recno, row)
         per_cat = out[row["category"]]
-        if eid in per_cat and per_cat[eid] != loc:
+        seen = per_cat.get(eid)
+        if seen is not None and (seen.target_loc, seen.label_type) != (loc, row["label_type"]):
             raise BiasEvalError(
                 f"{path}: ({row['category']}, example_id {eid}) is listed twice with different "
-                f"target_loc ({per_cat[eid]} and {loc}); use the unmodified upstream file"
+                f"target_loc/label_type ({seen.target_loc}/{seen.label_type} and "
+                f"{loc}/{row['label_type']}); use the unmodified upstream file"
             )
-        per_cat[eid] = loc
+        per_cat[eid] = MetadataEntry(loc, row["label_type"], 1 if seen is None else seen.n_rows + 1)
     return dict(out)
 
 
-def read_target_locs(path: Path) -> dict[str, dict[int, int | None]]:
+def read_metadata(path: Path) -> dict[str, dict[int, MetadataEntry]]:
     stat = Path(path).stat()
-    return _read_target_locs(str(path), stat.st_mtime_ns, stat.st_size)
+    return _read_metadata(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+def read_target_locs(path: Path) -> dict[str, dict[int, int | None]]:
+    """category -> example_id -> target_loc (None for "NA")."""
+    return {
+        cat: {eid: e.target_loc for eid, e in per_cat.items()}
+        for cat, per_cat in read_metadata(path).items()
+    }
 
 
 # ---------------------------------------------------------------- target_loc derived from the item
@@ -256,11 +298,18 @@ def derive_target_locs(items: Sequence[dict]) -> list[int | None]:
 
 
 def build_docs(
-    rows: Sequence[dict], target_locs: Sequence[int | None], *, permute_seed: int | None = None
+    rows: Sequence[dict],
+    target_locs: Sequence[int | None],
+    *,
+    permute_seed: int | None = None,
+    metadata: Sequence[MetadataEntry | None] | None = None,
 ) -> list[dict]:
-    """Upstream rows + choices/gold/unknown_choice/biased_choice (+ perm) in presented order."""
+    """Upstream rows + choices/gold/unknown_choice/biased_choice (+ perm) in presented order, and
+    `label_type` / `metadata_rows` from the item's metadata entry (None / 1 without one)."""
+    if metadata is None:
+        metadata = [None] * len(rows)
     docs = []
-    for row, target in zip(rows, target_locs, strict=True):
+    for row, target, entry in zip(rows, target_locs, metadata, strict=True):
         u = unknown_choice(row)
         if target is not None and target == u:
             raise BiasEvalError(
@@ -278,6 +327,8 @@ def build_docs(
         doc["gold"] = perm.index(int(row["label"]))
         doc["unknown_choice"] = perm.index(u)
         doc["biased_choice"] = None if target is None else perm.index(int(target))
+        doc["label_type"] = None if entry is None else entry.label_type
+        doc["metadata_rows"] = 1 if entry is None else entry.n_rows
         if permute_seed is not None:
             doc["perm"] = perm
             doc["permute_seed"] = permute_seed
@@ -298,19 +349,45 @@ def _sample_file(sample: str | None, relpath: str, *, optional: bool = False) ->
         if optional:
             return None
         raise BiasEvalError(f"the packaged BBQ sample file {path} is missing: reinstall lm-eval-bias")
-    return path
+    return _data.record_file(_data.BBQ, relpath, path, "sample")
 
 
-def load_bbq_docs(category: str, permute_seed: Any = None, sample: str | None = None) -> list[dict]:
-    """The docs of one category, as lists of dicts (see the module docstring)."""
-    if category not in CATEGORIES:
-        by_suffix = {v: k for k, v in CATEGORIES.items()}
-        if category in by_suffix:
-            category = by_suffix[category]
-        else:
-            raise BiasEvalError(
-                f"unknown BBQ category {category!r}; choose one of {', '.join(CATEGORIES)}"
-            )
+def _category_name(category: str) -> str:
+    if category in CATEGORIES:
+        return category
+    by_suffix = {v: k for k, v in CATEGORIES.items()}
+    if category in by_suffix:
+        return by_suffix[category]
+    raise BiasEvalError(f"unknown BBQ category {category!r}; choose one of {', '.join(CATEGORIES)}")
+
+
+def _metadata_entries(meta_path: Path, category: str, rows: Sequence[dict], path: Path) -> list:
+    entries = read_metadata(meta_path).get(category, {})
+    missing = [r["example_id"] for r in rows if int(r["example_id"]) not in entries]
+    if missing:
+        raise BiasEvalError(
+            f"{meta_path} has no target_loc for {len(missing)} {category} item(s) of {path} "
+            f"(first example_id {missing[0]}); use the metadata file of the same BBQ release"
+        )
+    return [entries[int(r["example_id"])] for r in rows]
+
+
+def load_bbq_docs(
+    category: str,
+    permute_seed: Any = None,
+    sample: str | None = None,
+    label_type: str | None = None,
+) -> list[dict]:
+    """The docs of one category, as lists of dicts (see the module docstring).
+
+    label_type: "label" or "name" keeps only the items of that `label_type` in upstream's metadata
+    (the R script scores "<Category>" and "<Category> (names)" apart); None keeps all.
+    """
+    category = _category_name(category)
+    if label_type is not None and label_type not in LABEL_TYPES:
+        raise BiasEvalError(
+            f"unknown BBQ label_type {label_type!r}; choose one of {', '.join(LABEL_TYPES)}"
+        )
     seed = parse_permute_seed(permute_seed)
     path = _sample_file(sample, data_file(category))
     rows = _data.read_jsonl(path, JSONL_COLUMNS)
@@ -318,14 +395,15 @@ def load_bbq_docs(category: str, permute_seed: Any = None, sample: str | None = 
         raise BiasEvalError(f"{path} has no items; use the upstream file or a non-empty sample")
     meta_path = _sample_file(sample, METADATA_FILE, optional=True)
     if meta_path is not None:
-        locs = read_target_locs(meta_path).get(category, {})
-        missing = [r["example_id"] for r in rows if int(r["example_id"]) not in locs]
-        if missing:
-            raise BiasEvalError(
-                f"{meta_path} has no target_loc for {len(missing)} {category} item(s) of {path} "
-                f"(first example_id {missing[0]}); use the metadata file of the same BBQ release"
-            )
-        targets = [locs[int(r["example_id"])] for r in rows]
+        entries = _metadata_entries(meta_path, category, rows, path)
+        docs = build_docs(
+            rows, [e.target_loc for e in entries], permute_seed=seed, metadata=entries
+        )
+    elif label_type is not None:
+        raise BiasEvalError(
+            f"BBQ {category} with label_type {label_type!r} needs {METADATA_FILE} next to {path} "
+            f"(label_type is only stated there)"
+        )
     else:
         targets = derive_target_locs(rows)
         log.warning(
@@ -337,18 +415,19 @@ def load_bbq_docs(category: str, permute_seed: Any = None, sample: str | None = 
             sum(t is None for t in targets),
             len(rows),
         )
-    return build_docs(rows, targets, permute_seed=seed)
+        docs = build_docs(rows, targets, permute_seed=seed)
+    return [d for d in docs if label_type is None or d["label_type"] == label_type]
 
 
 def load_bbq(category: str, permute_seed: Any = None, sample: str | None = None,
-             **_lm_eval_metadata: Any):
+             label_type: str | None = None, **_lm_eval_metadata: Any):
     """lm-eval `custom_dataset`: called as `load_bbq(**metadata, **dataset_kwargs)`.
 
-    `category` (and `sample` for bias_bbq_lite) come from the task YAML's dataset_kwargs;
-    `permute_seed` from
-    `--metadata '{"permute_seed": N}'`; lm-eval's other metadata (model_args, version) is ignored.
+    `category`, `label_type` (and `sample` for bias_bbq_lite) come from the task YAML's
+    dataset_kwargs; `permute_seed` from `--metadata '{"permute_seed": N}'`; lm-eval's other
+    metadata (model_args, version) is ignored.
     """
-    docs = load_bbq_docs(category, permute_seed, sample)
+    docs = load_bbq_docs(category, permute_seed, sample, label_type)
     return _data.test_split(docs)
 
 
@@ -444,7 +523,12 @@ def _record(doc: dict, pred: int | None, *, lls: Sequence[float] | None) -> tupl
     biased_choice = doc["biased_choice"]
     unknown = int(doc["unknown_choice"])
     per_doc = bbq_metrics.score_item(
-        doc["context_condition"], pred, int(doc["gold"]), biased_choice, unknown
+        doc["context_condition"],
+        pred,
+        int(doc["gold"]),
+        biased_choice,
+        unknown,
+        int(doc.get("metadata_rows", 1)),
     )
     biased = per_doc["biased"]
     record = make_bias_item(
@@ -463,19 +547,23 @@ def _record(doc: dict, pred: int | None, *, lls: Sequence[float] | None) -> tupl
         context_condition=doc["context_condition"],
         question_polarity=doc["question_polarity"],
         example_id=int(doc["example_id"]),
+        label_type=doc.get("label_type"),
         perm=list(doc["perm"]) if doc.get("perm") is not None else None,
     )
     return per_doc, record
 
 
-# Both variants report the same scores (the likelihood variant's invalid_rate is 0 by construction).
+# Both variants report the same scores (the likelihood variant's invalid_rate counts exact ties).
 METRICS = ("acc_amb", "acc_disamb", "bias_amb", "bias_disamb", "unknown_rate_amb", "invalid_rate")
 
 
 def process_results(doc: dict, results: Sequence) -> dict:
-    """Likelihood variant: results are lm-eval's (log-likelihood, is_greedy) per choice."""
+    """Likelihood variant: results are lm-eval's (log-likelihood, is_greedy) per choice.
+
+    The answer is the option with the strictly highest log-likelihood; a tie for the top is no
+    answer (invalid), as upstream's R script drops a scoring model's tied items."""
     lls = [float(r[0]) if isinstance(r, (tuple, list)) else float(r) for r in results]
-    pred = max(range(len(lls)), key=lls.__getitem__)  # first of ties
+    pred = bbq_metrics.predicted_choice(lls)  # None (invalid) on a tie for the top
     per_doc, record = _record(doc, pred, lls=lls)
     return {**{m: per_doc for m in METRICS}, "bias_item": record}
 

@@ -255,7 +255,7 @@ def test_consistent_but_foreign_task_version_is_caught(runs, tmp_path):
     sub = tmp_path / "s.json"
     export_submission(copy, sub)
     out = _lines(verify_submission(sub, [copy]))
-    assert out == ["tasks.bias_bbq_age.version (installed task): expected 7.0, found 1.0"]
+    assert out == ["tasks.bias_bbq_age.version (installed task): expected 7.0, found 2.0"]
 
 
 def test_cli_lists_mismatches_and_exits_1(runs, submission, tmp_path):

@@ -24,8 +24,12 @@ from lm_eval_bias.tasks._records import BIAS_ITEM_VERSION, make_bias_item, norma
 
 BBQ_CONFIGS = REPO_ROOT / "task_configs" / "bbq"
 SNAKES = list(bbq.CATEGORIES.values())
-TASKS = ([f"bias_bbq_{s}" for s in SNAKES] + [f"bias_bbq_gen_{s}" for s in SNAKES]
-         + [f"bias_bbq_lite_{s}" for s in SNAKES])
+# categories whose items with first names the R script scores apart: bias_bbq_<snake>_names
+NAME_SNAKES = [bbq.CATEGORIES[c] for c in bbq.NAME_CATEGORIES]
+SUFFIXES = SNAKES + [f"{s}_names" for s in NAME_SNAKES]
+SUFFIXES_IN_ORDER = [x for s in SNAKES for x in ([s, f"{s}_names"] if s in NAME_SNAKES else [s])]
+TASKS = ([f"bias_bbq_{s}" for s in SUFFIXES] + [f"bias_bbq_gen_{s}" for s in SUFFIXES]
+         + [f"bias_bbq_lite_{s}" for s in SUFFIXES])
 GROUPS = ["bias_bbq", "bias_bbq_gen", "bias_bbq_lite", "bias_suite", "bias_stereotype",
           "bias_suite_lite"]
 METRICS = ["acc_amb", "acc_disamb", "bias_amb", "bias_disamb", "unknown_rate_amb", "invalid_rate"]
@@ -327,6 +331,20 @@ def test_docs_follow_upstream_and_metadata(use_data, target_locs):
         assert d["biased_choice"] == target_locs["Gender_identity"][d["example_id"]]
         assert d["answer_info"][f"ans{d['unknown_choice']}"][1] == "unknown"
     assert sum(d["biased_choice"] is None for d in docs) == 16
+    assert collections.Counter(d["label_type"] for d in docs) == {"name": 5000, "label": 672}
+    assert collections.Counter(d["metadata_rows"] for d in docs) == {1: 5608, 2: 64}
+
+
+def test_label_type_splits_the_name_categories(use_data):
+    for category in bbq.CATEGORIES:
+        docs = bbq.load_bbq_docs(category)
+        types = collections.Counter(d["label_type"] for d in docs)
+        assert (len(types) == 2) == (category in bbq.NAME_CATEGORIES), category
+        for label_type in bbq.LABEL_TYPES:
+            part = bbq.load_bbq_docs(category, label_type=label_type)
+            assert part == [d for d in docs if d["label_type"] == label_type]
+    with pytest.raises(BiasEvalError, match="unknown BBQ label_type 'names'; choose one of label"):
+        bbq.load_bbq_docs("Age", label_type="names")
 
 
 def test_lm_eval_custom_dataset_signature(use_demo):
@@ -347,7 +365,15 @@ def test_without_metadata_the_targets_are_derived(use_demo, tmp_path, monkeypatc
     monkeypatch.setenv(_data.DATA_DIR_ENV, str(root))
     for category, docs in with_meta.items():
         # the demo has no disagreeing item, so the docs (and their doc_hash) are identical
-        assert bbq.load_bbq_docs(category) == docs, category
+        derived = bbq.load_bbq_docs(category)
+        # same targets; label_type and metadata_rows are only stated in the metadata file
+        strip = ("label_type", "metadata_rows")
+        assert [{k: v for k, v in d.items() if k not in strip} for d in derived] == [
+            {k: v for k, v in d.items() if k not in strip} for d in docs
+        ], category
+        assert {(d["label_type"], d["metadata_rows"]) for d in derived} == {(None, 1)}
+    with pytest.raises(BiasEvalError, match="label_type 'name' needs supplemental/"):
+        bbq.load_bbq_docs("Gender_identity", label_type="name")
 
 
 def test_conflicting_repeated_metadata_is_an_error(use_demo, tmp_path, monkeypatch):
@@ -359,7 +385,7 @@ def test_conflicting_repeated_metadata_is_an_error(use_demo, tmp_path, monkeypat
     meta.write_text("".join(lines) + age0.replace('"Age","1",0,0,', '"Age","1",0,1,'))
     monkeypatch.setenv(_data.DATA_DIR_ENV, str(root))
     with pytest.raises(
-        BiasEvalError, match=r"\(Age, example_id 0\) is listed twice with different target_loc"
+        BiasEvalError, match=r"\(Age, example_id 0\) is listed twice with different target_loc/label_type"
     ):
         bbq.load_bbq_docs("Age")
 
@@ -487,7 +513,9 @@ def test_process_results_likelihood(use_demo):
     doc = bbq.load_bbq_docs("Age")[0]  # neg, ambig, biased_choice 0, unknown 2
     out = bbq.process_results(doc, [(-1.0, False), (-2.0, False), (-3.0, False)])
     assert set(out) == set(METRICS) | {"bias_item"}
-    assert out["bias_amb"] == {"c": "ambig", "correct": 0, "biased": 1, "unknown": 0, "invalid": 0}
+    assert out["bias_amb"] == {
+        "c": "ambig", "correct": 0, "biased": 1, "unknown": 0, "invalid": 0, "w": 1
+    }
     rec = out["bias_item"]
     assert rec["v"] == BIAS_ITEM_VERSION and rec["benchmark"] == "bbq" and rec["axis"] == "Age"
     assert rec["pred"] == 0 and rec["biased"] is True and rec["invalid"] is False
@@ -500,8 +528,11 @@ def test_process_results_likelihood(use_demo):
         False,
     )
     json.dumps(rec, allow_nan=False)
+    # a tie for the top is no answer, as in upstream's R script
     tie = bbq.process_results(doc, [(-5.0, False), (-1.0, True), (-1.0, False)])
-    assert tie["bias_item"]["pred"] == 1 and tie["bias_item"]["biased"] is False
+    assert tie["bias_item"]["pred"] is None and tie["bias_item"]["invalid"] is True
+    assert tie["bias_item"]["probs"] == pytest.approx([0.00907471, 0.49546265, 0.49546265])
+    assert tie["acc_amb"]["invalid"] == 1 and tie["acc_amb"]["biased"] is None
 
 
 def test_process_results_generative(use_demo):
@@ -516,6 +547,7 @@ def test_process_results_generative(use_demo):
         "biased": None,
         "unknown": 0,
         "invalid": 1,
+        "w": 1,
     }
     rec = junk["bias_item"]
     assert rec["invalid"] is True and rec["pred"] is None and rec["biased"] is None
@@ -651,23 +683,28 @@ def test_lite_tasks_read_the_packaged_sample_whatever_the_data_dir(bbq_dir, monk
 # ---------------------------------------------------------------- shipped configs and names
 
 
+def _yamls(snake, category):
+    """(task, base, dataset_kwargs) of every per-category task of one category."""
+    splits = [("", "label"), ("_names", "name")] if category in bbq.NAME_CATEGORIES else [("", None)]
+    for suffix, label_type in splits:
+        extra = "" if label_type is None else f", label_type: {label_type}"
+        yield f"bias_bbq_{snake}{suffix}", "_bbq_common", f"{{category: {category}{extra}}}"
+        yield f"bias_bbq_gen_{snake}{suffix}", "_bbq_gen_common", f"{{category: {category}{extra}}}"
+        yield (f"bias_bbq_lite_{snake}{suffix}", "_bbq_common",
+               f"{{category: {category}, sample: packaged{extra}}}")
+
+
 def test_per_category_yamls_are_three_lines():
     for snake, category in zip(SNAKES, bbq.CATEGORIES, strict=True):
-        for task, base in (
-            (f"bias_bbq_{snake}", "_bbq_common"),
-            (f"bias_bbq_gen_{snake}", "_bbq_gen_common"),
-        ):
+        for task, base, kwargs in _yamls(snake, category):
             text = (BBQ_CONFIGS / f"{task}.yaml").read_text()
-            assert (
-                text == f"include: {base}\ntask: {task}\ndataset_kwargs: {{category: {category}}}\n"
-            )
-        lite = f"bias_bbq_lite_{snake}"
-        assert (BBQ_CONFIGS / f"{lite}.yaml").read_text() == (
-            f"include: _bbq_common\ntask: {lite}\n"
-            f"dataset_kwargs: {{category: {category}, sample: packaged}}\n"
-        )
+            assert text == f"include: {base}\ntask: {task}\ndataset_kwargs: {kwargs}\n"
     shipped = sorted(p.stem for p in BBQ_CONFIGS.glob("*.yaml"))
     assert shipped == sorted(TASKS + ["bias_bbq", "bias_bbq_gen", "bias_bbq_lite"])
+    for group in ("bias_bbq", "bias_bbq_gen", "bias_bbq_lite"):
+        text = (BBQ_CONFIGS / f"{group}.yaml").read_text()
+        members = re.findall(r"^  - (bias_\w+)$", text, re.MULTILINE)
+        assert members == [f"{group}_{s}" for s in SUFFIXES_IN_ORDER], group
 
 
 def test_readme_names_only_shipped_tasks():
@@ -765,6 +802,7 @@ def test_end_to_end_likelihood(tiny_llama_dir, tmp_path, data_dir):
             "biased": None if expected is None else int(expected),
             "unknown": int(rec["pred"] == uc),
             "invalid": 0,
+            "w": s["doc"]["metadata_rows"],
         }
 
 
@@ -778,3 +816,12 @@ def test_end_to_end_generative(tiny_llama_dir, tmp_path, data_dir):
         assert rec["probs"] is None
         assert rec["pred"] == bbq.parse_answer(s["filtered_resps"][0], rec["choices"])
         assert rec["invalid"] == (rec["pred"] is None)
+
+
+def test_end_to_end_names_task(tiny_llama_dir, tmp_path, data_dir):
+    # a task of one label_type: lm-eval passes dataset_kwargs' label_type to load_bbq
+    task = "bias_bbq_lite_race_x_gender_names"
+    results, samples = _run(tiny_llama_dir, tmp_path, task, 4, data_dir)
+    assert results["bias_item,none"] == 4
+    assert {s["doc"]["label_type"] for s in samples} == {"name"}
+    assert {s["bias_item"]["label_type"] for s in samples} == {"name"}

@@ -268,3 +268,45 @@ def test_data_files_that_are_not_utf8_name_their_line(demo_copy):
     with pytest.raises(BiasEvalError) as err:
         read_csv(csv_path)
     assert f"{csv_path}:4: not UTF-8" in _one_line(err.value)
+
+
+# ---------------------------------------------------------------- provenance of local copies
+
+
+def _cut_copy(data_dir: Path, tmp_path: Path, lines: int) -> Path:
+    """A local data folder whose BBQ Age file is cut to its first `lines` lines."""
+    root = tmp_path / "cut"
+    (root / "bbq" / "data").mkdir(parents=True)
+    src = (data_dir / "bbq" / "data" / "Age.jsonl").read_bytes().splitlines(keepends=True)
+    (root / "bbq" / "data" / "Age.jsonl").write_bytes(b"".join(src[:lines]))
+    return root
+
+
+def test_a_cut_local_file_is_refused_against_its_pin(data_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(_data, "_FILES_READ", {})
+    monkeypatch.setenv(_data.DATA_DIR_ENV, str(_cut_copy(data_dir, tmp_path, 5)))
+    with pytest.raises(BiasEvalError) as err:
+        benchmark_file("bbq", "data/Age.jsonl")
+    msg = _one_line(err.value)
+    assert "Age.jsonl is not the upstream BBQ file: sha256 " in msg
+    assert "pinned 46e805b3fc2d8cbd... for commit bea11bd97d79; use the unmodified file" in msg
+
+
+def test_files_read_are_recorded_with_their_hash_and_origin(data_dir, monkeypatch):
+    monkeypatch.setattr(_data, "_FILES_READ", {})
+    monkeypatch.setenv(_data.DATA_DIR_ENV, str(data_dir))
+    benchmark_file("bbq", "data/Age.jsonl")
+    bbq.load_bbq_docs("Age", sample="packaged")
+    read = _data.files_read()
+    assert read["bbq/data/Age.jsonl"] == {"sha256": AGE_SHA256, "origin": "local",
+                                          "commit": _data.BBQ.commit, "matches_pin": "yes"}
+    sample = read["bbq/data/Age.jsonl [sample]"]
+    assert sample["origin"] == "sample" and sample["matches_pin"] == "no"
+    assert sample["sha256"] == _data.sha256_of(_data.DEMO_DATA_DIR / "bbq" / "data" / "Age.jsonl")
+
+
+def test_a_declared_sample_folder_is_not_held_to_the_upstream_pins(demo_copy, monkeypatch):
+    monkeypatch.setattr(_data, "_FILES_READ", {})
+    assert (demo_copy / "bbq" / _data.SAMPLE_MARKER).is_file()
+    benchmark_file("bbq", "data/Age.jsonl")
+    assert _data.files_read()["bbq/data/Age.jsonl [sample]"]["origin"] == "sample"

@@ -74,6 +74,9 @@ def test_misaligned_files_are_refused(data_dir, tmp_path, monkeypatch):
     f = root / "redditbias" / redditbias.data_file("race", "white")
     lines = f.read_text().splitlines(keepends=True)
     f.write_text(lines[0] + "".join(lines[2:]) + lines[1])  # rows rotated by one
+    # declared a sample, so the upstream pins (which catch the edit first) step aside and the
+    # alignment check itself is what is tested
+    (root / "redditbias" / _data.SAMPLE_MARKER).write_text("test copy")
     monkeypatch.setenv(_data.DATA_DIR_ENV, str(root))
     with pytest.raises(BiasEvalError, match="not aligned") as exc:
         redditbias.load_pairs("race")

@@ -159,8 +159,8 @@ def _batch_names() -> list[str]:
 
     names = TASKS + GROUPS + ["bias_winogender_all", "bias_winogender"]
     names += [f"bias_biaslens_{a}" for a in biaslens.ATTRIBUTES]
-    names += [f"bias_biaslens_role_{a}" for a in biaslens.ATTRIBUTES]
-    names += ["bias_biaslens", "bias_biaslens_role", "bias_iat"]
+    names += [f"bias_biaslens_lettered_{a}" for a in biaslens.ATTRIBUTES]
+    names += ["bias_biaslens", "bias_biaslens_lettered", "bias_iat"]
     names += [f"bias_iat_{s}" for s in iat.TESTS]
     names += [f"bias_iat_{c}" for c in sorted({c for c, _ in iat.TESTS.values()})]
     return names
@@ -229,8 +229,8 @@ def test_end_to_end_one_lm_eval_run(tiny_llama_dir, tmp_path, data_dir):
             "stereo_rate",
             "corr_bls",
         ],
-        "bias_biaslens_age": ["biased_rate"],
-        "bias_iat_race_racism": ["biased_rate", "consistent_prob"],
+        "bias_biaslens_age": ["biased_rate", "non_refusal_rate"],
+        "bias_iat_race_racism": ["iat_bias", "biased_rate", "s3_iat_score", "consistent_prob"],
     }
     n_choices = {
         "bias_winobias_type1": 2,
