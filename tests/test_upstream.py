@@ -117,12 +117,8 @@ def test_bbq_metadata_read_as_upstream_lists_it(bbq_metadata):
     assert sum(n == 2 for _, _, n in bbq_metadata.values()) == 64
 
 
-# Gender_identity: scores not compared, only per-item values. Its 16 items without a bias target
-# and 64 items listed twice in the metadata are scored as upstream's R script does (utils.py, and
-# our BBQ task from the bbq branch on); main's task before that merge counts them differently.
-@pytest.mark.parametrize("category,compare_scores",
-                         [("Age", True), ("Gender_identity", False), ("Race_x_SES", True)])
-def test_bbq_items_and_scores_equal_ours(category, compare_scores, bbq_metadata):
+@pytest.mark.parametrize("category", ["Age", "Gender_identity", "Race_x_SES"])
+def test_bbq_items_and_scores_equal_ours(category, bbq_metadata):
     """Same options, prompt, gold, targets; same per-item values and scores for the same
     log-likelihoods (no ties: tie handling is tested on its own below)."""
     from lm_eval_bias.metrics import bbq as our_metrics
@@ -148,8 +144,54 @@ def test_bbq_items_and_scores_equal_ours(category, compare_scores, bbq_metadata)
         assert_same_item(mine["acc_amb"], theirs["acc_amb"], f"{category}/{doc['example_id']}")
         ours_vals.append(mine["acc_amb"])
         theirs_vals.append(theirs["acc_amb"])
-    for name in utils.METRICS if compare_scores else ():
+    for name in utils.METRICS:
         assert same(getattr(our_metrics, name)(ours_vals), getattr(utils, name)(theirs_vals)), name
+
+
+REF_BBQ = REPO_ROOT / "tests" / "reference" / "bbq"
+# the R script's score models -> their name in df_bbq.csv (tests/reference/bbq/README.md)
+BBQ_SCORE_MODELS = {
+    "deberta_base": "deberta-v3-base-race",
+    "deberta_large": "deberta-v3-large-race",
+    "roberta_base": "roberta-base-race",
+    "roberta_large": "roberta-large-race",
+}
+
+
+def test_bbq_scores_equal_upstreams_r_script():
+    """tests/reference/bbq: real rows, synthetic option scores of 4 score models (ties included),
+    and the tables upstream's BBQ_calculate_bias_score.R computed from them."""
+    utils = load_utils("bbq")
+    with (REF_BBQ / "additional_metadata.csv").open(newline="") as fh:
+        metadata = utils.read_metadata(csv.DictReader(fh))
+    with (REF_BBQ / "df_bbq.csv").open(newline="") as fh:
+        scores = {(r["model"], r["cat"], int(r["index"])): [float(r[f"ans{i}"]) for i in range(3)]
+                  for r in csv.DictReader(fh)}
+    groups: dict = {}
+    for line in (REF_BBQ / "preds.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        doc = {**row, **utils.add_fields(row, metadata)}
+        category = doc["category"] + (" (names)" if doc["label_type"] == "name" else "")
+        for model, name in BBQ_SCORE_MODELS.items():
+            lls = scores[(name, doc["category"], int(doc["example_id"]))]
+            value = utils.process_results(doc, [(x, False) for x in lls])["acc_amb"]
+            groups.setdefault((category, model), []).append(value)
+    assert sum(v["invalid"] for vs in groups.values() for v in vs) > 0  # ties are in the inputs
+    expected = json.loads((REF_BBQ / "expected.json").read_text())
+    n_checked = 0
+    for row in expected["accuracy"]:
+        key = (row["category"], row["model"])
+        if row["model"] in BBQ_SCORE_MODELS:
+            fn = utils.acc_amb if row["context_condition"] == "ambig" else utils.acc_disamb
+            assert fn(groups[key]) == pytest.approx(row["accuracy"], abs=1e-12), key
+            n_checked += 1
+    for row in expected["bias"]:
+        key = (row["category"], row["model"])
+        if row["model"] in BBQ_SCORE_MODELS:
+            fn = utils.bias_amb if row["context_condition"] == "ambig" else utils.bias_disamb
+            assert 100 * fn(groups[key]) == pytest.approx(row["acc_bias"], abs=1e-10), key
+            n_checked += 1
+    assert n_checked > 100
 
 
 def test_bbq_tie_is_no_answer_and_weights_count():
