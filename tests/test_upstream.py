@@ -68,6 +68,11 @@ def same(a, b) -> bool:
     return a == b
 
 
+def close(a: float, b: float) -> bool:
+    """Aggregates: equal up to summation order (1e-12 relative), or both NaN."""
+    return (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-12)
+
+
 def assert_same_item(ours: dict, theirs: dict, where: str) -> None:
     """Every key of our per-item value has the same value upstream (upstream may carry keys our
     current task lacks, e.g. BBQ's weight "w", which the bbq branch adds)."""
@@ -76,7 +81,7 @@ def assert_same_item(ours: dict, theirs: dict, where: str) -> None:
         assert same(ours[key], theirs[key]), f"{where}: {key} ours {ours[key]} vs {theirs[key]}"
 
 
-@pytest.mark.parametrize("bench", sorted(DATA_PREFIX))
+@pytest.mark.parametrize("bench", ["bbq", "stereoset"])
 def test_utils_imports_nothing_of_this_package(bench):
     tree = ast.parse((UPSTREAM / bench / "utils.py").read_text())
     imported = set()
@@ -145,7 +150,7 @@ def test_bbq_items_and_scores_equal_ours(category, bbq_metadata):
         ours_vals.append(mine["acc_amb"])
         theirs_vals.append(theirs["acc_amb"])
     for name in utils.METRICS:
-        assert same(getattr(our_metrics, name)(ours_vals), getattr(utils, name)(theirs_vals)), name
+        assert close(getattr(our_metrics, name)(ours_vals), getattr(utils, name)(theirs_vals)), name
 
 
 REF_BBQ = REPO_ROOT / "tests" / "reference" / "bbq"
@@ -209,6 +214,71 @@ def test_bbq_tie_is_no_answer_and_weights_count():
     assert utils.invalid_rate(items) == pytest.approx(1 / 3)
 
 
+# ---------------------------------------------------------------- StereoSet, in this process
+
+
+def stereoset_hub_rows(fmt: str) -> list[dict]:
+    """dev.json's items in the row layout of the hub copy McGill-NLP/stereoset (its loading script
+    turns each item into one row, with `sentences` column-wise)."""
+    data = json.loads((DATA / "stereoset" / "data" / "dev.json").read_text())["data"][fmt]
+    rows = []
+    for item in data:
+        sents = item["sentences"]
+        rows.append({
+            "id": item["id"], "target": item["target"], "bias_type": item["bias_type"],
+            "context": item["context"],
+            "sentences": {
+                "sentence": [s["sentence"] for s in sents],
+                "id": [s["id"] for s in sents],
+                "labels": [{"label": [x["label"] for x in s["labels"]],
+                            "human_id": [x["human_id"] for x in s["labels"]]} for s in sents],
+                "gold_label": [s["gold_label"] for s in sents],
+            },
+        })
+    return rows
+
+
+def test_stereoset_tasks_match_ours():
+    from lm_eval_bias.tasks import stereoset as ours
+
+    expected = {f"stereoset_{f}_{d}" for f in ours.FORMATS for d in ours.DOMAINS}
+    assert task_names("stereoset") == expected
+
+
+@pytest.mark.parametrize("fmt", ["intra", "inter"])
+def test_stereoset_items_and_scores_equal_ours(fmt):
+    from lm_eval_bias.metrics import stereoset as our_metrics
+    from lm_eval_bias.tasks import stereoset as ours
+
+    utils = load_utils("stereoset")
+    rows = {r["id"]: r for r in stereoset_hub_rows(ours.FORMATS[fmt])}
+    rng = random.Random(fmt)
+    for domain in ours.DOMAINS:
+        ours_vals, theirs_vals = [], []
+        for doc in ours.load_stereoset_docs(fmt, domain):
+            up = {**rows[doc["id"]], **utils.add_fields(rows[doc["id"]])}
+            assert up["bias_type"] == domain
+            for key in ("choices", "labels", "stereo_choice", "anti_choice", "unrelated_choice"):
+                assert up[key] == doc[key], (doc["id"], key)
+            results = [(float(rng.randint(-60, -5)), False) for _ in range(3)]  # ties happen
+            mine, theirs = ours.process_results(doc, results), utils.process_results(up, results)
+            assert_same_item(mine["lms"], theirs["lms"], f"{fmt}/{domain}/{doc['id']}")
+            ours_vals.append(mine["lms"])
+            theirs_vals.append(theirs["lms"])
+        for name in utils.METRICS:
+            assert close(getattr(our_metrics, name)(ours_vals), getattr(utils, name)(theirs_vals))
+
+
+def test_stereoset_label_indices_of_the_hub_copy_are_read():
+    """The hub copy may store gold labels as class indices (anti-stereotype, stereotype,
+    unrelated) instead of names; both give the same options."""
+    utils = load_utils("stereoset")
+    row = stereoset_hub_rows("intrasentence")[0]
+    as_ints = {**row, "sentences": {**row["sentences"], "gold_label": [
+        utils.LABELS.index(x) for x in row["sentences"]["gold_label"]]}}
+    assert utils.add_fields(as_ints) == utils.add_fields(row)
+
+
 # ---------------------------------------------------------------- end to end, clean environment
 
 
@@ -241,13 +311,29 @@ def clean_env(env_dir: Path) -> dict:
     return env
 
 
+def replace_in(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{path} has no {old!r}"
+    path.write_text(text.replace(old, new))
+
+
 def local_copy(bench: str, dest: Path) -> Path:
-    """upstream/<bench> with only the data location changed (URL prefix -> local folder)."""
-    url, local = DATA_PREFIX[bench]
+    """upstream/<bench> with only the data location changed: BBQ's pinned URL prefix -> the local
+    folder; StereoSet's hub copy -> local JSON lines in the hub copy's row layout."""
     out = dest / bench
     shutil.copytree(UPSTREAM / bench, out, ignore=shutil.ignore_patterns("__pycache__"))
-    for path in out.glob("*.yaml"):
-        path.write_text(path.read_text().replace(url, str(local)))
+    if bench in DATA_PREFIX:
+        url, local = DATA_PREFIX[bench]
+        for path in out.glob("bbq_*.yaml"):
+            replace_in(path, url, str(local))
+    elif bench == "stereoset":
+        replace_in(out / "_stereoset_template_yaml", "dataset_path: McGill-NLP/stereoset",
+                   "dataset_path: json")
+        for short, fmt in (("intra", "intrasentence"), ("inter", "intersentence")):
+            rows = dest.parent / f"stereoset_{fmt}.jsonl"
+            rows.write_text("".join(json.dumps(r) + "\n" for r in stereoset_hub_rows(fmt)))
+            replace_in(out / f"_stereoset_{short}_template_yaml", f"dataset_name: {fmt}",
+                       f"dataset_kwargs:\n  data_files:\n    validation: {rows}")
     return out
 
 
@@ -257,31 +343,44 @@ def samples(out_dir: Path, task: str) -> list[dict]:
     return [json.loads(line) for line in files[0].open()]
 
 
-# (bench, upstream task, our task, limit, metrics, doc key that identifies the item)
-E2E = [("bbq", "bbq_age", "bias_bbq_age", 12, ("acc_amb",), "example_id")]
+# (bench, upstream task, our task, metric holding the per-item value, doc key naming the item)
+E2E = [
+    ("bbq", "bbq_age", "bias_bbq_age", "acc_amb", "example_id"),
+    ("stereoset", "stereoset_intra_gender", "bias_stereoset_intra_gender", "lms", "id"),
+    ("stereoset", "stereoset_inter_race", "bias_stereoset_inter_race", "lms", "id"),
+]
+LIMIT = 8
 
 
-@pytest.mark.parametrize("bench,task,our_task,limit,metrics,key", E2E)
-def test_upstream_task_runs_alone_and_equals_ours(
-    bench, task, our_task, limit, metrics, key, clean_python, tiny_llama_dir, tmp_path
-):
-    folder = local_copy(bench, tmp_path)
+@pytest.fixture(scope="module")
+def e2e_runs(clean_python, tiny_llama_dir, tmp_path_factory):
+    """One lm_eval run of the upstream tasks (clean environment, local data) and one of ours,
+    same tiny model, same --limit; returns their output folders."""
+    tmp = tmp_path_factory.mktemp("e2e")
+    for bench in sorted({e[0] for e in E2E}):
+        local_copy(bench, tmp / "tasks")
     common = ["--model", "hf", "--model_args", f"pretrained={tiny_llama_dir}",
-              "--limit", str(limit), "--log_samples"]
+              "--limit", str(LIMIT), "--log_samples"]
     proc = subprocess.run(
-        [str(clean_python), "-m", "lm_eval", "run", "--include_path", str(folder),
-         "--tasks", task, *common, "--output_path", str(tmp_path / "up")],
-        env=clean_env(clean_python.parent.parent), cwd=tmp_path, capture_output=True, text=True,
-        timeout=600,
+        [str(clean_python), "-m", "lm_eval", "run", "--include_path", str(tmp / "tasks"),
+         "--tasks", *[e[1] for e in E2E], *common, "--output_path", str(tmp / "up")],
+        env=clean_env(clean_python.parent.parent), cwd=tmp, capture_output=True, text=True,
+        timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    mine = run_cli(["lm_eval", "run", "--tasks", our_task, *common,
-                    "--output_path", str(tmp_path / "ours")])
+    mine = run_cli(["lm_eval", "run", "--tasks", *[e[2] for e in E2E], *common,
+                    "--output_path", str(tmp / "ours")])
     assert mine.returncode == 0, mine.stderr[-3000:]
-    up, ours = samples(tmp_path / "up", task), samples(tmp_path / "ours", our_task)
-    assert len(up) == len(ours) == limit
-    for a, b in zip(sorted(up, key=lambda s: s["doc_id"]), sorted(ours, key=lambda s: s["doc_id"])):
+    return tmp / "up", tmp / "ours"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bench,task,our_task,metric,key", E2E)
+def test_upstream_task_runs_alone_and_equals_ours(bench, task, our_task, metric, key, e2e_runs):
+    up = sorted(samples(e2e_runs[0], task), key=lambda s: s["doc_id"])
+    ours = sorted(samples(e2e_runs[1], our_task), key=lambda s: s["doc_id"])
+    assert len(up) == len(ours) == LIMIT
+    for a, b in zip(up, ours):
         assert a["doc"][key] == b["doc"][key]
         assert a["arguments"] == b["arguments"]  # same prompts and continuations
-        for metric in metrics:
-            assert_same_item(b[metric], a[metric], f"{task} doc {a['doc_id']} {metric}")
+        assert_same_item(b[metric], a[metric], f"{task} doc {a['doc_id']}")
