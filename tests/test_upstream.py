@@ -41,6 +41,11 @@ DATA_PREFIX = {
         "https://raw.githubusercontent.com/nyu-mll/BBQ/bea11bd97d79217245b5871acd247b9d6eb24598",
         DATA / "bbq",
     ),
+    "winobias": (
+        "https://raw.githubusercontent.com/uclanlp/corefBias/0bce984dd081bbc10b0622f326727a024c607895"
+        "/WinoBias/wino/data",
+        DATA / "winobias" / "data",
+    ),
 }
 
 
@@ -81,7 +86,7 @@ def assert_same_item(ours: dict, theirs: dict, where: str) -> None:
         assert same(ours[key], theirs[key]), f"{where}: {key} ours {ours[key]} vs {theirs[key]}"
 
 
-@pytest.mark.parametrize("bench", ["bbq", "stereoset"])
+@pytest.mark.parametrize("bench", ["bbq", "stereoset", "winobias"])
 def test_utils_imports_nothing_of_this_package(bench):
     tree = ast.parse((UPSTREAM / bench / "utils.py").read_text())
     imported = set()
@@ -279,6 +284,48 @@ def test_stereoset_label_indices_of_the_hub_copy_are_read():
     assert utils.add_fields(as_ints) == utils.add_fields(row)
 
 
+# ---------------------------------------------------------------- WinoBias, in this process
+
+
+def test_winobias_tasks_and_occupations_match_ours():
+    from lm_eval_bias.tasks import winobias as ours
+
+    utils = load_utils("winobias")
+    assert task_names("winobias") == {f"winobias_type{t}" for t in ours.TYPES}
+    assert utils.OCCUPATIONS == ours.read_occupations(DATA / "winobias")
+    assert utils.PRONOUN_GENDER == ours.PRONOUN_GENDER
+
+
+@pytest.mark.parametrize("wb_type", [1, 2])
+def test_winobias_items_and_scores_equal_ours(wb_type):
+    import datasets
+
+    from lm_eval_bias.metrics import winobias as our_metrics
+    from lm_eval_bias.tasks import winobias as ours
+
+    utils = load_utils("winobias")
+    files = [str(DATA / "winobias" / ours.data_file(wb_type, c)) for c in ours.CONDS]
+    rows = datasets.load_dataset("text", data_files={"test": files}, split="test")
+    up_docs = list(utils.process_docs(rows))
+    our_docs = ours.load_winobias_docs(wb_type)
+    assert len(up_docs) == len(our_docs) == 792
+    rng = random.Random(wb_type)
+    ours_vals, theirs_vals = [], []
+    for up, doc in zip(up_docs, our_docs):
+        for key in ("line", "cond", "sentence", "pronoun", "gender", "choices", "gold",
+                    "stereotype_choice"):
+            assert up[key] == doc[key], (doc["cond"], doc["line"], key)
+        assert f"{up['sentence']}\nQ: Who does '{up['pronoun']}' refer to?\nA:" == (
+            ours.doc_to_text(doc))
+        results = [(float(rng.randint(-9, -1)), False) for _ in range(2)]  # ties happen
+        mine, theirs = ours.process_results(doc, results), utils.process_results(up, results)
+        assert_same_item(mine["acc"], theirs["acc"], f"{doc['cond']} line {doc['line']}")
+        ours_vals.append(mine["acc"])
+        theirs_vals.append(theirs["acc"])
+    for name in utils.METRICS:
+        assert close(getattr(our_metrics, name)(ours_vals), getattr(utils, name)(theirs_vals))
+
+
 # ---------------------------------------------------------------- end to end, clean environment
 
 
@@ -324,7 +371,9 @@ def local_copy(bench: str, dest: Path) -> Path:
     shutil.copytree(UPSTREAM / bench, out, ignore=shutil.ignore_patterns("__pycache__"))
     if bench in DATA_PREFIX:
         url, local = DATA_PREFIX[bench]
-        for path in out.glob("bbq_*.yaml"):
+        pinned = [path for path in out.glob("*.yaml") if url in path.read_text()]
+        assert pinned, f"no YAML of upstream/{bench} names {url}"
+        for path in pinned:
             replace_in(path, url, str(local))
     elif bench == "stereoset":
         replace_in(out / "_stereoset_template_yaml", "dataset_path: McGill-NLP/stereoset",
@@ -348,6 +397,7 @@ E2E = [
     ("bbq", "bbq_age", "bias_bbq_age", "acc_amb", "example_id"),
     ("stereoset", "stereoset_intra_gender", "bias_stereoset_intra_gender", "lms", "id"),
     ("stereoset", "stereoset_inter_race", "bias_stereoset_inter_race", "lms", "id"),
+    ("winobias", "winobias_type2", "bias_winobias_type2", "acc", "line"),
 ]
 LIMIT = 8
 
