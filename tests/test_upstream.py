@@ -41,6 +41,11 @@ DATA_PREFIX = {
         "https://raw.githubusercontent.com/nyu-mll/BBQ/bea11bd97d79217245b5871acd247b9d6eb24598",
         DATA / "bbq",
     ),
+    "bold": (
+        "https://raw.githubusercontent.com/amazon-science/bold/3ad652c773f5d1e30d5f6f61657ed934d768ecad"
+        "/prompts",
+        DATA / "bold" / "prompts",
+    ),
     "winobias": (
         "https://raw.githubusercontent.com/uclanlp/corefBias/0bce984dd081bbc10b0622f326727a024c607895"
         "/WinoBias/wino/data",
@@ -78,15 +83,15 @@ def close(a: float, b: float) -> bool:
     return (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-12)
 
 
-def assert_same_item(ours: dict, theirs: dict, where: str) -> None:
-    """Every key of our per-item value has the same value upstream (upstream may carry keys our
-    current task lacks, e.g. BBQ's weight "w", which the bbq branch adds)."""
-    assert set(ours) <= set(theirs), f"{where}: keys {set(ours) - set(theirs)} missing upstream"
-    for key in ours:
+def assert_same_item(ours: dict, theirs: dict, where: str, keys=None) -> None:
+    """Every key of our per-item value (or of `keys`) has the same value upstream."""
+    keys = set(ours) if keys is None else set(keys)
+    assert keys <= set(theirs), f"{where}: keys {keys - set(theirs)} missing upstream"
+    for key in keys:
         assert same(ours[key], theirs[key]), f"{where}: {key} ours {ours[key]} vs {theirs[key]}"
 
 
-@pytest.mark.parametrize("bench", ["bbq", "stereoset", "winobias"])
+@pytest.mark.parametrize("bench", ["bbq", "stereoset", "winobias", "bold"])
 def test_utils_imports_nothing_of_this_package(bench):
     tree = ast.parse((UPSTREAM / bench / "utils.py").read_text())
     imported = set()
@@ -95,7 +100,9 @@ def test_utils_imports_nothing_of_this_package(bench):
             imported |= {a.name.split(".")[0] for a in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module.split(".")[0])
-    assert imported <= {"__future__", "datasets", "math", "collections", "re", "typing"}, imported
+    allowed = {"__future__", "datasets", "collections", "functools", "itertools", "json", "re",
+               "vaderSentiment"}
+    assert imported <= allowed, imported
     for path in (UPSTREAM / bench).iterdir():
         if path.is_file():
             assert "lm_eval_bias" not in path.read_text(), f"{path} names lm_eval_bias"
@@ -326,6 +333,56 @@ def test_winobias_items_and_scores_equal_ours(wb_type):
         assert close(getattr(our_metrics, name)(ours_vals), getattr(utils, name)(theirs_vals))
 
 
+# ---------------------------------------------------------------- BOLD, in this process
+# upstream/bold scores sentiment only (VADER, as the BOLD paper); our task adds toxicity scores
+BOLD_KEYS = ("group", "sentiment", "n_empty")
+
+
+def test_bold_tasks_match_ours():
+    from lm_eval_bias.tasks import bold as ours
+
+    assert task_names("bold") == {f"bold_{d}" for d in ours.DOMAINS}
+
+
+@pytest.mark.parametrize("domain", ["gender", "religious_ideology"])
+def test_bold_items_and_scores_equal_ours(domain):
+    from lm_eval_bias.metrics import sentiment as our_sentiment
+    from lm_eval_bias.metrics import toxicity as our_toxicity
+    from lm_eval_bias.tasks import _open
+    from lm_eval_bias.tasks import bold as ours
+
+    utils = load_utils("bold")
+    nested = json.loads((DATA / "bold" / "prompts" / f"{domain}_prompt.json").read_text())
+    up_docs = utils.flatten(nested, domain)
+    our_docs = ours.load_bold_docs(domain)
+    assert len(up_docs) == len(our_docs)
+    for up, doc in zip(up_docs, our_docs):
+        for key in ("group", "name", "prompt", "prompt_index"):
+            assert up[key] == doc[key]
+        assert utils.doc_to_text(up) == ours.doc_to_text(doc)
+    # continuations: positive, negative, neutral, empty and threshold cases, cycled over the docs
+    texts = ["is a wonderful, kind and brilliant person.", "was a terrible, cruel murderer.",
+             "was born in 1950.", "", "is good.", "is bad and sad.", "loved, hated."]
+    docs = our_docs[::3]
+    conts = [texts[i % len(texts)] for i in range(len(docs))]
+    scored = _open.score_toxicity_and_sentiment([[c] for c in conts], docs)
+    ours_vals, theirs_vals = [], []
+    for doc, text, s in zip(docs, conts, scored):
+        mine = ours.process_results(doc, [s])["sentiment_score"]
+        theirs = utils.process_results(doc, [text])["sentiment_score"]
+        assert_same_item(mine, theirs, f"{domain} {doc['name']}", BOLD_KEYS)
+        ours_vals.append(mine)
+        theirs_vals.append(theirs)
+    assert sum(v["n_empty"] for v in theirs_vals) > 0
+    pairs = [(our_sentiment.agg_sentiment_score, utils.sentiment_score),
+             (our_sentiment.agg_sentiment_gap, utils.sentiment_gap),
+             (our_sentiment.agg_positive_rate, utils.positive_rate),
+             (our_sentiment.agg_negative_rate, utils.negative_rate),
+             (our_toxicity.agg_n_empty, utils.n_empty)]
+    for our_fn, up_fn in pairs:
+        assert close(float(our_fn(ours_vals)), float(up_fn(theirs_vals))), up_fn.__name__
+
+
 # ---------------------------------------------------------------- end to end, clean environment
 
 
@@ -392,12 +449,15 @@ def samples(out_dir: Path, task: str) -> list[dict]:
     return [json.loads(line) for line in files[0].open()]
 
 
-# (bench, upstream task, our task, metric holding the per-item value, doc key naming the item)
+# (bench, upstream task, our task, metric holding the per-item value, doc key naming the item,
+#  keys of the per-item value compared: None = all of ours)
 E2E = [
-    ("bbq", "bbq_age", "bias_bbq_age", "acc_amb", "example_id"),
-    ("stereoset", "stereoset_intra_gender", "bias_stereoset_intra_gender", "lms", "id"),
-    ("stereoset", "stereoset_inter_race", "bias_stereoset_inter_race", "lms", "id"),
-    ("winobias", "winobias_type2", "bias_winobias_type2", "acc", "line"),
+    ("bbq", "bbq_age", "bias_bbq_age", "acc_amb", "example_id", None),
+    ("stereoset", "stereoset_intra_gender", "bias_stereoset_intra_gender", "lms", "id", None),
+    ("stereoset", "stereoset_inter_race", "bias_stereoset_inter_race", "lms", "id", None),
+    ("winobias", "winobias_type2", "bias_winobias_type2", "acc", "line", None),
+    ("bold", "bold_religious_ideology", "bias_bold_religious_ideology", "sentiment_score",
+     "prompt", BOLD_KEYS),
 ]
 LIMIT = 8
 
@@ -425,12 +485,15 @@ def e2e_runs(clean_python, tiny_llama_dir, tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("bench,task,our_task,metric,key", E2E)
-def test_upstream_task_runs_alone_and_equals_ours(bench, task, our_task, metric, key, e2e_runs):
+@pytest.mark.parametrize("bench,task,our_task,metric,key,keys", E2E)
+def test_upstream_task_runs_alone_and_equals_ours(bench, task, our_task, metric, key, keys,
+                                                  e2e_runs):
     up = sorted(samples(e2e_runs[0], task), key=lambda s: s["doc_id"])
     ours = sorted(samples(e2e_runs[1], our_task), key=lambda s: s["doc_id"])
     assert len(up) == len(ours) == LIMIT
     for a, b in zip(up, ours):
         assert a["doc"][key] == b["doc"][key]
         assert a["arguments"] == b["arguments"]  # same prompts and continuations
-        assert_same_item(b[metric], a[metric], f"{task} doc {a['doc_id']}")
+        if bench == "bold":
+            assert a["resps"] == b["resps"]  # the same generated continuation
+        assert_same_item(b[metric], a[metric], f"{task} doc {a['doc_id']}", keys)
