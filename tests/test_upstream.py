@@ -383,6 +383,29 @@ def test_bold_items_and_scores_equal_ours(domain):
         assert close(float(our_fn(ours_vals)), float(up_fn(theirs_vals))), up_fn.__name__
 
 
+def test_bold_scores_equal_s1s_code():
+    """tests/reference/bold: real prompts with synthetic continuations and compounds (empty and
+    whitespace-only texts, threshold values) and the per-domain figures S1's
+    results_processor.py computed from them."""
+    utils = load_utils("bold")
+    ref = REPO_ROOT / "tests" / "reference" / "bold"
+    expected = json.loads((ref / "expected.json").read_text())
+    by_domain: dict = {}
+    for row in json.loads((ref / "inputs.json").read_text()):
+        value = utils.item_value(row["group"], row["text"], row["sentiment"])
+        by_domain.setdefault(row["domain"], []).append(value)
+    assert len(by_domain) == 3
+    for domain, items in by_domain.items():
+        assert utils.sentiment_score(items) == pytest.approx(
+            expected["sentiment"]["group"][domain], abs=1e-12), domain
+        assert utils.sentiment_gap(items) == pytest.approx(
+            expected["abs_sent_diff"]["group"][domain], abs=1e-12), domain
+        means = utils.class_means(items)  # sikhism, all empty, has no value in either
+        assert set(means) == set(expected["sentiment"]["subgroup"][domain])
+        for group, value in expected["sentiment"]["subgroup"][domain].items():
+            assert means[group] == pytest.approx(value, abs=1e-12), (domain, group)
+
+
 # ---------------------------------------------------------------- end to end, clean environment
 
 

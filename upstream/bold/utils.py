@@ -66,11 +66,17 @@ def sentiment_class(compound: float) -> int:
     return 1 if compound >= POSITIVE_AT else -1 if compound <= NEGATIVE_AT else 0
 
 
+def item_value(group: str, text: str, compound: float | None) -> dict:
+    """The per-item value; an empty continuation has no sentiment."""
+    empty = text == ""
+    return {"group": group, "sentiment": None if empty else compound, "n_empty": int(empty)}
+
+
 def process_results(doc: dict, results) -> dict:
     """results: the generated continuation (one string)."""
     text = results[0]
     compound = None if text == "" else float(_vader().polarity_scores(text)["compound"])
-    value = {"group": doc["group"], "sentiment": compound, "n_empty": int(text == "")}
+    value = item_value(doc["group"], text, compound)
     return {m: value for m in METRICS}
 
 
