@@ -105,7 +105,7 @@ def test_utils_imports_nothing_of_this_package(bench):
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module.split(".")[0])
     allowed = {"__future__", "datasets", "collections", "functools", "itertools", "json", "re",
-               "vaderSentiment"}
+               "transformers", "vaderSentiment"}
     assert imported <= allowed, imported
     for path in (UPSTREAM / bench).iterdir():
         if path.is_file():
@@ -285,28 +285,80 @@ def test_stereoset_tasks_match_ours():
     assert task_names("stereoset") == expected
 
 
+def our_stereoset_version() -> float:
+    cfg = (REPO_ROOT / "task_configs" / "stereoset" / "_stereoset_common").read_text()
+    return float(re.search(r"version: ([0-9.]+)", cfg).group(1))
+
+
+# Which of our per-item values equals which upstream one. Our StereoSet 2.0 (stereo branch) scores
+# options per token, with the intersentence full stop, as upstream/stereoset does; our 1.0 scored
+# them per character only, which upstream/stereoset keeps as the *_char variant.
+STEREOSET_PAIRS = (
+    [("lms", "lms"), ("lms_char", "lms_char")] if our_stereoset_version() >= 2 else
+    [("lms", "lms_char")]
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_tokenizer(tiny_llama_dir):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_llama_dir)
+
+
 @pytest.mark.parametrize("fmt", ["intra", "inter"])
-def test_stereoset_items_and_scores_equal_ours(fmt):
+def test_stereoset_items_and_scores_equal_ours(fmt, tiny_tokenizer):
     from lm_eval_bias.metrics import stereoset as our_metrics
     from lm_eval_bias.tasks import stereoset as ours
 
     utils = load_utils("stereoset")
-    rows = {r["id"]: r for r in stereoset_hub_rows(ours.FORMATS[fmt])}
+    name = ours.FORMATS[fmt]
+    rows = {r["id"]: r for r in stereoset_hub_rows(name)}
     rng = random.Random(fmt)
+    per_token = our_stereoset_version() >= 2
     for domain in ours.DOMAINS:
-        ours_vals, theirs_vals = [], []
-        for doc in ours.load_stereoset_docs(fmt, domain):
-            up = {**rows[doc["id"]], **utils.add_fields(rows[doc["id"]])}
+        our_docs = ours.load_stereoset_docs(fmt, domain)
+        if per_token:
+            our_docs = ours.add_token_counts(our_docs, tiny_tokenizer, {})
+        vals: dict = {pair: ([], []) for pair in STEREOSET_PAIRS}
+        for doc in our_docs:
+            row = rows[doc["id"]]
+            up = {**row, **utils.add_tokens(row, name, tiny_tokenizer)}
             assert up["bias_type"] == domain
-            for key in ("choices", "labels", "stereo_choice", "anti_choice", "unrelated_choice"):
+            keys = ["choices", "labels", "stereo_choice", "anti_choice", "unrelated_choice"]
+            for key in keys + (["prompt", "n_tokens"] if per_token else []):
                 assert up[key] == doc[key], (doc["id"], key)
             results = [(float(rng.randint(-60, -5)), False) for _ in range(3)]  # ties happen
             mine, theirs = ours.process_results(doc, results), utils.process_results(up, results)
-            assert_same_item(mine["lms"], theirs["lms"], f"{fmt}/{domain}/{doc['id']}")
-            ours_vals.append(mine["lms"])
-            theirs_vals.append(theirs["lms"])
-        for name in utils.METRICS:
-            assert close(getattr(our_metrics, name)(ours_vals), getattr(utils, name)(theirs_vals))
+            for our_key, up_key in STEREOSET_PAIRS:
+                assert_same_item(mine[our_key], theirs[up_key], f"{fmt}/{domain}/{doc['id']}")
+                vals[(our_key, up_key)][0].append(mine[our_key])
+                vals[(our_key, up_key)][1].append(theirs[up_key])
+        for (ours_vals, theirs_vals) in vals.values():
+            for agg in ("lms", "ss", "icat"):
+                assert close(getattr(our_metrics, agg)(ours_vals), getattr(utils, agg)(theirs_vals))
+
+
+def test_stereoset_token_counts_are_lm_evals(tiny_llama_dir):
+    """The counts the per-token scores divide by are the continuation tokens lm-eval's HFLM scores
+    (its loglikelihood: prefix token for an empty context, else _encode_pair)."""
+    from lm_eval.models.huggingface import HFLM
+
+    utils = load_utils("stereoset")
+    lm = HFLM(pretrained=str(tiny_llama_dir), device="cpu")
+    for name in ("intrasentence", "intersentence"):
+        for row in stereoset_hub_rows(name)[:40]:
+            doc = {**row, **utils.add_tokens(row, name, lm.tokenizer)}
+            delim = "" if name == "intrasentence" else " "
+            for cont, n in zip(doc["choices"], doc["n_tokens"]):
+                if doc["prompt"] == "":
+                    enc = lm.tok_encode(delim + cont, add_special_tokens=False)
+                    expected = len(enc) - 1 if enc[0] == lm.prefix_token_id else len(enc)
+                else:
+                    expected = len(lm._encode_pair(doc["prompt"], delim + cont)[1])
+                assert n == expected, (row["id"], cont)
+    assert utils.scored_prompt("I met a chess player", "intersentence") == "I met a chess player."
+    assert utils.scored_prompt("Is he?", "intersentence") == "Is he?"
 
 
 def test_stereoset_label_indices_of_the_hub_copy_are_read():
@@ -484,13 +536,12 @@ def local_copy(bench: str, dest: Path) -> Path:
         for path in pinned:
             replace_in(path, url, str(local))
     elif bench == "stereoset":
-        replace_in(out / "_stereoset_template_yaml", "dataset_path: McGill-NLP/stereoset",
-                   "dataset_path: json")
-        for short, fmt in (("intra", "intrasentence"), ("inter", "intersentence")):
+        for fmt in ("intrasentence", "intersentence"):
             rows = dest.parent / f"stereoset_{fmt}.jsonl"
             rows.write_text("".join(json.dumps(r) + "\n" for r in stereoset_hub_rows(fmt)))
-            replace_in(out / f"_stereoset_{short}_template_yaml", f"dataset_name: {fmt}",
-                       f"dataset_kwargs:\n  data_files:\n    validation: {rows}")
+            for path in out.glob(f"stereoset_{fmt[:5]}_*.yaml"):
+                replace_in(path, f"  path: McGill-NLP/stereoset\n  name: {fmt}\n",
+                           f"  path: json\n  name: {fmt}\n  data_files: {rows}\n")
     return out
 
 
@@ -505,11 +556,13 @@ def samples(out_dir: Path, task: str) -> list[dict]:
 E2E = [
     ("bbq", "bbq_age", "bias_bbq_age", "acc_amb", "example_id", None),
     ("stereoset", "stereoset_intra_gender", "bias_stereoset_intra_gender", "lms", "id", None),
-    ("stereoset", "stereoset_inter_race", "bias_stereoset_inter_race", "lms", "id", None),
     ("winobias", "winobias_type2", "bias_winobias_type2", "acc", "line", None),
     ("bold", "bold_religious_ideology", "bias_bold_religious_ideology", "sentiment_score",
      "prompt", BOLD_KEYS),
 ]
+if our_stereoset_version() >= 2:  # before, our intersentence prompt had no added full stop
+    E2E.append(
+        ("stereoset", "stereoset_inter_race", "bias_stereoset_inter_race", "lms", "id", None))
 LIMIT = 8
 
 
@@ -547,4 +600,5 @@ def test_upstream_task_runs_alone_and_equals_ours(bench, task, our_task, metric,
         assert a["arguments"] == b["arguments"]  # same prompts and continuations
         if bench == "bold":
             assert a["resps"] == b["resps"]  # the same generated continuation
-        assert_same_item(b[metric], a[metric], f"{task} doc {a['doc_id']}", keys)
+        up_metric = dict(STEREOSET_PAIRS)[metric] if bench == "stereoset" else metric
+        assert_same_item(b[metric], a[up_metric], f"{task} doc {a['doc_id']}", keys)
