@@ -409,8 +409,15 @@ def test_winobias_items_and_scores_equal_ours(wb_type):
         assert_same_item(mine["acc"], theirs["acc"], f"{doc['cond']} line {doc['line']}")
         ours_vals.append(mine["acc"])
         theirs_vals.append(theirs["acc"])
-    for name in utils.METRICS:
+    # avg and diff (the paper's) are in our metrics from WinoBias 2.0 (stereo branch) on
+    shared = [name for name in utils.METRICS if hasattr(our_metrics, name)]
+    assert {"acc", "acc_pro", "acc_anti", "gap"} <= set(shared)
+    for name in shared:
         assert close(getattr(our_metrics, name)(ours_vals), getattr(utils, name)(theirs_vals))
+    pro, anti = utils.acc_pro(theirs_vals), utils.acc_anti(theirs_vals)
+    assert utils.avg(theirs_vals) == pytest.approx((pro + anti) / 2)
+    assert utils.diff(theirs_vals) == pytest.approx(abs(pro - anti))
+    assert utils.acc(theirs_vals) == pytest.approx(utils.avg(theirs_vals))  # 396 pro, 396 anti
 
 
 # ---------------------------------------------------------------- BOLD, in this process
