@@ -562,6 +562,8 @@ def samples(out_dir: Path, task: str) -> list[dict]:
 #  keys of the per-item value compared: None = all of ours)
 E2E = [
     ("bbq", "bbq_age", "bias_bbq_age", "acc_amb", "example_id", None),
+    ("bbq", "bbq_gender_identity_names", "bias_bbq_gender_identity_names", "acc_amb",
+     "example_id", None),
     ("stereoset", "stereoset_intra_gender", "bias_stereoset_intra_gender", "lms", "id", None),
     ("winobias", "winobias_type2", "bias_winobias_type2", "acc", "line", None),
     ("bold", "bold_religious_ideology", "bias_bold_religious_ideology", "sentiment_score",
