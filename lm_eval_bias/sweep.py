@@ -53,8 +53,9 @@ instead of redone:
   only on those requests, so nothing of one run leaks into the next. What differs per run is the
   task metadata (lm_eval merges the model_args into it, and it is written to the results), so it
   is set per run to what lm_eval would have given. The datasets were built once, with the
-  model_args minus the quantization keys: a task whose data depended on quant= (none of this
-  package's does; they ignore model_args) would have to be built per run.
+  model_args minus the quantization keys: a task whose data depended on quant= would have to be
+  built per run. None does: StereoSet, RedditBias and HolisticBias read only the tokenizer keys
+  (`pretrained`, `tokenizer`, ...; tasks/_tokens.py), which every setting shares.
 - the task index (`TaskManager`).
 
 Seeds: ``--seeds 0,1,2`` runs every setting once per seed, passing the seed to lm-eval for all
