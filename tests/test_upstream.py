@@ -3,7 +3,7 @@
 Two kinds of checks keep them in sync with our tasks:
 
 * fast, in this process: every folder's utils.py imports nothing of lm_eval_bias; its task list
-  matches ours; on real rows of /work/shared data with the same synthetic log-likelihoods, its
+  matches ours; on real rows of ../shared/data with the same synthetic log-likelihoods, its
   per-item values and aggregations equal our task's.
 * end to end: `python -m lm_eval --include_path <copy of upstream/<bench>>` runs in a Python
   environment where lm_eval_bias cannot be imported (a venv whose site-packages links every
