@@ -137,3 +137,12 @@ def test_metrics_doc_has_every_section_written():
                     "## RealToxicityPrompts", "## ToxiGen", "## Item-level change",
                     "## Statistics"):
         assert heading in text, heading
+
+
+def test_every_benchmark_readme_has_a_fidelity_table():
+    """Each benchmark's README says how its scores compare with the original (issue: fidelity);
+    the suite groups and the perplexity quality task are not benchmarks with authors' scores."""
+    missing = [p.parent.name for p in sorted((REPO_ROOT / "task_configs").glob("*/README.md"))
+               if p.parent.name not in ("suite", "perplexity")
+               and "### Fidelity" not in p.read_text(encoding="utf-8")]
+    assert missing == []
