@@ -285,18 +285,9 @@ def test_stereoset_tasks_match_ours():
     assert task_names("stereoset") == expected
 
 
-def our_stereoset_version() -> float:
-    cfg = (REPO_ROOT / "task_configs" / "stereoset" / "_stereoset_common").read_text()
-    return float(re.search(r"version: ([0-9.]+)", cfg).group(1))
-
-
-# Which of our per-item values equals which upstream one. Our StereoSet 2.0 (stereo branch) scores
-# options per token, with the intersentence full stop, as upstream/stereoset does; our 1.0 scored
-# them per character only, which upstream/stereoset keeps as the *_char variant.
-STEREOSET_PAIRS = (
-    [("lms", "lms"), ("lms_char", "lms_char")] if our_stereoset_version() >= 2 else
-    [("lms", "lms_char")]
-)
+# Which of our per-item values equals which upstream one: both score options per token (with the
+# intersentence full stop), and keep per-character scoring as the *_char variant.
+STEREOSET_PAIRS = [("lms", "lms"), ("lms_char", "lms_char")]
 
 
 @pytest.fixture(scope="module")
@@ -315,18 +306,15 @@ def test_stereoset_items_and_scores_equal_ours(fmt, tiny_tokenizer):
     name = ours.FORMATS[fmt]
     rows = {r["id"]: r for r in stereoset_hub_rows(name)}
     rng = random.Random(fmt)
-    per_token = our_stereoset_version() >= 2
     for domain in ours.DOMAINS:
-        our_docs = ours.load_stereoset_docs(fmt, domain)
-        if per_token:
-            our_docs = ours.add_token_counts(our_docs, tiny_tokenizer, {})
+        our_docs = ours.add_token_counts(ours.load_stereoset_docs(fmt, domain), tiny_tokenizer, {})
         vals: dict = {pair: ([], []) for pair in STEREOSET_PAIRS}
         for doc in our_docs:
             row = rows[doc["id"]]
             up = {**row, **utils.add_tokens(row, name, tiny_tokenizer)}
             assert up["bias_type"] == domain
             keys = ["choices", "labels", "stereo_choice", "anti_choice", "unrelated_choice"]
-            for key in keys + (["prompt", "n_tokens"] if per_token else []):
+            for key in keys + ["prompt", "n_tokens"]:
                 assert up[key] == doc[key], (doc["id"], key)
             results = [(float(rng.randint(-60, -5)), False) for _ in range(3)]  # ties happen
             mine, theirs = ours.process_results(doc, results), utils.process_results(up, results)
@@ -409,10 +397,8 @@ def test_winobias_items_and_scores_equal_ours(wb_type):
         assert_same_item(mine["acc"], theirs["acc"], f"{doc['cond']} line {doc['line']}")
         ours_vals.append(mine["acc"])
         theirs_vals.append(theirs["acc"])
-    # avg and diff (the paper's) are in our metrics from WinoBias 2.0 (stereo branch) on
-    shared = [name for name in utils.METRICS if hasattr(our_metrics, name)]
-    assert {"acc", "acc_pro", "acc_anti", "gap"} <= set(shared)
-    for name in shared:
+    assert {"acc", "acc_pro", "acc_anti", "avg", "diff", "gap"} <= set(utils.METRICS)
+    for name in utils.METRICS:
         assert close(getattr(our_metrics, name)(ours_vals), getattr(utils, name)(theirs_vals))
     pro, anti = utils.acc_pro(theirs_vals), utils.acc_anti(theirs_vals)
     assert utils.avg(theirs_vals) == pytest.approx((pro + anti) / 2)
@@ -565,13 +551,11 @@ E2E = [
     ("bbq", "bbq_gender_identity_names", "bias_bbq_gender_identity_names", "acc_amb",
      "example_id", None),
     ("stereoset", "stereoset_intra_gender", "bias_stereoset_intra_gender", "lms", "id", None),
+    ("stereoset", "stereoset_inter_race", "bias_stereoset_inter_race", "lms", "id", None),
     ("winobias", "winobias_type2", "bias_winobias_type2", "acc", "line", None),
     ("bold", "bold_religious_ideology", "bias_bold_religious_ideology", "sentiment_score",
      "prompt", BOLD_KEYS),
 ]
-if our_stereoset_version() >= 2:  # before, our intersentence prompt had no added full stop
-    E2E.append(
-        ("stereoset", "stereoset_inter_race", "bias_stereoset_inter_race", "lms", "id", None))
 LIMIT = 8
 
 
