@@ -87,7 +87,7 @@ def build_tiny_llama(out_dir: Path, *, hidden_size: int = 64, intermediate_size:
                      num_layers: int = 2, seed: int = 0) -> Path:
     """Save a random-init Llama (safetensors) with a real BPE tokenizer to `out_dir`."""
     import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers, decoders, trainers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -129,3 +129,21 @@ def run_cli(args: list[str], *, cwd: Path | None = None, env: dict | None = None
     cmd = [str(exe) if exe.exists() else args[0], *args[1:]]
     return subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True,
                           timeout=timeout)
+
+
+def make_venv_without_this_package(env_dir: Path) -> Path:
+    """A virtual environment that sees this environment's installed packages (symlinked) except
+    lm_eval_bias, its editable-install finder and its start-up hook; returns its python. Used to
+    install the built wheel alone, and to run lm-eval where this package cannot be imported."""
+    import venv
+
+    venv.EnvBuilder(system_site_packages=False, with_pip=False, symlinks=True).create(env_dir)
+    src = next((Path(sys.executable).parent.parent / "lib").glob("python3*/site-packages"))
+    dst = next((env_dir / "lib").glob("python3*/site-packages"))
+    for entry in src.iterdir():
+        if entry.name.startswith(("lm_eval_bias", "_editable_impl_lm_eval_bias",
+                                  "__editable__.lm_eval_bias", "_lm_eval_bias")):
+            continue
+        (dst / entry.name).symlink_to(entry)
+    return env_dir / "bin" / "python"
+

@@ -6,12 +6,10 @@ import os
 import subprocess
 import sys
 import textwrap
-import venv
 from pathlib import Path
 
 import pytest
-
-from conftest import REPO_ROOT, run_cli
+from conftest import REPO_ROOT, make_venv_without_this_package, run_cli
 
 
 def _python(code: str, **env) -> subprocess.CompletedProcess:
@@ -110,8 +108,8 @@ def test_wheel_installs_hook_and_task_configs(tmp_path):
     assert any(n.startswith("lm_eval_bias/data/demo/bbq/") for n in names)
 
     env_dir = tmp_path / "venv"
-    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(env_dir)
-    py = env_dir / "bin" / "python"
+    # this environment's packages without this package: only the wheel can provide it there
+    py = make_venv_without_this_package(env_dir)
     install = subprocess.run([sys.executable, "-m", "pip", "--python", str(py), "install", "--no-deps",
                               str(wheel)], capture_output=True, text=True, timeout=300)
     assert install.returncode == 0, install.stderr[-2000:]

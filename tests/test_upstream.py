@@ -25,13 +25,11 @@ import random
 import re
 import shutil
 import subprocess
-import sys
-import venv
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import NETGUARD_DIR, REPO_ROOT, SHARED_DATA, run_cli
+from conftest import NETGUARD_DIR, REPO_ROOT, SHARED_DATA, make_venv_without_this_package, run_cli
 
 UPSTREAM = REPO_ROOT / "upstream"
 DATA = Path(os.environ.get("LM_EVAL_BIAS_DATA_DIR", SHARED_DATA))
@@ -486,15 +484,7 @@ def test_bold_scores_equal_s1s_code():
 def clean_python(tmp_path_factory) -> Path:
     """A venv that sees this environment's packages except lm_eval_bias and its hook."""
     env_dir = tmp_path_factory.mktemp("clean") / "venv"
-    venv.EnvBuilder(system_site_packages=False, with_pip=False, symlinks=True).create(env_dir)
-    src = Path(sys.executable).parent.parent / "lib"
-    src = next(src.glob("python3*/site-packages"))
-    dst = next((env_dir / "lib").glob("python3*/site-packages"))
-    for entry in src.iterdir():
-        if entry.name.startswith(("lm_eval_bias", "_editable_impl_lm_eval_bias")):
-            continue
-        (dst / entry.name).symlink_to(entry)
-    python = env_dir / "bin" / "python"
+    python = make_venv_without_this_package(env_dir)
     proc = subprocess.run([str(python), "-c", "import lm_eval_bias"], env=clean_env(env_dir),
                           cwd=env_dir, capture_output=True, text=True, check=False)
     assert proc.returncode != 0 and "No module named 'lm_eval_bias'" in proc.stderr, proc.stderr
