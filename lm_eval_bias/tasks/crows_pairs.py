@@ -21,6 +21,13 @@ from typing import Any
 from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.metrics import crows_pairs as cp_metrics
 from lm_eval_bias.tasks import _data
+from lm_eval_bias.tasks._kit import (
+    custom_dataset,
+    emit,
+    first_argmax,
+    loglikelihoods,
+    shown_perm,
+)
 from lm_eval_bias.tasks._options import option_permutation, parse_permute_seed
 from lm_eval_bias.tasks._records import make_bias_item
 
@@ -115,10 +122,7 @@ def load_crows_pairs_docs(bias_type: str, permute_seed: Any = None) -> list[dict
     return build_docs([r for r in read_rows() if r["bias_type"] == name], permute_seed=seed)
 
 
-def load_crows_pairs(bias_type: str, permute_seed: Any = None, **_lm_eval_metadata: Any):
-    """lm-eval `custom_dataset`: called as `load_crows_pairs(**metadata, **dataset_kwargs)`."""
-    docs = load_crows_pairs_docs(bias_type, permute_seed)
-    return _data.test_split(docs)
+load_crows_pairs = custom_dataset(load_crows_pairs_docs)
 
 
 METRICS = ("pct_stereotype", "pct_stereotype_stereo", "pct_stereotype_antistereo", "pct_neutral")
@@ -126,11 +130,11 @@ METRICS = ("pct_stereotype", "pct_stereotype_stereo", "pct_stereotype_antistereo
 
 def process_results(doc: dict, results: Sequence) -> dict:
     """results: lm-eval's (log-likelihood, is_greedy) per sentence, in `choices` order."""
-    lls = [float(r[0]) if isinstance(r, (tuple, list)) else float(r) for r in results]
+    lls = loglikelihoods(results)
     more = int(doc["more_choice"])
     less = 1 - more
     per_doc = cp_metrics.score_pair(doc["stereo_antistereo"], lls[more], lls[less])
-    pred = max(range(len(lls)), key=lls.__getitem__)  # first of ties
+    pred = first_argmax(lls)
     record = make_bias_item(
         benchmark=BENCHMARK,
         choices=list(doc["choices"]),
@@ -144,6 +148,6 @@ def process_results(doc: dict, results: Sequence) -> dict:
         direction=doc["stereo_antistereo"],
         tie=bool(per_doc["tie"]),
         pair_id=int(doc["pair_id"]),
-        perm=list(doc["perm"]) if doc.get("perm") is not None else None,
+        perm=shown_perm(doc),
     )
-    return {**{m: per_doc for m in METRICS}, "bias_item": record}
+    return emit(METRICS, per_doc, record)
