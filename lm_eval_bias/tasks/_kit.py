@@ -19,8 +19,10 @@ from its YAML with `!function`:
   `lm_eval_bias.metrics.bbq.predicted_choice`). The hook returns `emit(names, per_doc, record)`:
   every metric in `names` receives the same per-doc value (each metric's aggregation reads its
   own figure from it), further metrics given by keyword receive their own values, and
-  `bias_item` receives the record built by `_records.make_bias_item`. `shown_perm(doc)` is the
-  record's `perm` field: the option order of a doc built with `permute_seed`, else None.
+  `bias_item` receives the record. `choice_item(benchmark, doc, pred, ...)` builds that record
+  (`_records.make_bias_item`) for a doc whose options are `doc["choices"]`, with no gold answer
+  unless one is given; `shown_perm(doc)` is its `perm` field: the option order of a doc built
+  with `permute_seed`, else None.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
+
+from lm_eval_bias.tasks._records import make_bias_item
 
 
 def test_split(docs: list[dict]):
@@ -81,3 +85,14 @@ def emit(names: Sequence[str], per_doc: Any, record: dict, **more: Any) -> dict:
     """process_results' return value: `per_doc` under every metric in `names`, then the metrics
     in `more` with their own values, then `bias_item`: `record`."""
     return {**dict.fromkeys(names, per_doc), **more, "bias_item": record}
+
+
+def choice_item(
+    benchmark: str, doc: dict, pred: int | None, *, gold: int | None = None, **fields: Any
+) -> dict:
+    """The `bias_item` of a doc whose options are `doc["choices"]`: `make_bias_item` with those
+    choices, the prediction `pred` and (default) no gold answer; `fields` are its other
+    arguments (biased, groups, axis, loglikelihoods, invalid, extra keys in the order given)."""
+    return make_bias_item(
+        benchmark=benchmark, choices=list(doc["choices"]), pred=pred, gold=gold, **fields
+    )
