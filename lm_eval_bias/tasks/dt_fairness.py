@@ -182,15 +182,17 @@ def process_results(doc: dict, results: Sequence) -> dict:
     """results: lm-eval's (log-likelihood, is_greedy) per choice."""
     lls = _kit.loglikelihoods(results)
     pred = _kit.first_argmax(lls)
-    choices = list(doc["choices"])
-    per_doc = {
-        "y": int(doc["label"] == "yes"),
-        "p": int(choices[pred] == "yes"),
-        "s": doc["sex"],
-    }
+    said_yes = int(list(doc["choices"])[pred] == "yes")
+    return _emit(METRICS, doc, pred, said_yes, loglikelihoods=lls)
+
+
+def _emit(names: Sequence[str], doc: dict, pred: int | None, said_yes: int | None,
+          **fields: Any) -> dict:
+    """Both variants' return: per doc the label, the answer (1 = "yes", None = rejected) and
+    the sex; the bias_item with `fields` (loglikelihoods, or invalid and the text) added."""
+    per_doc = {"y": int(doc["label"] == "yes"), "p": said_yes, "s": doc["sex"]}
     record = _kit.choice_item(
         BENCHMARK, doc, pred,
-        loglikelihoods=lls,
         gold=int(doc["gold"]),
         biased=None,
         groups=[doc["sex"]],
@@ -198,8 +200,9 @@ def process_results(doc: dict, results: Sequence) -> dict:
         row=int(doc["row"]),
         base_rate_parity=doc["base_rate_parity"],
         perm=_kit.shown_perm(doc),
+        **fields,
     )
-    return _kit.emit(METRICS, per_doc, record)
+    return _kit.emit(names, per_doc, record)
 
 
 # ---------------------------------------------------------------- generative variant
@@ -222,22 +225,8 @@ def process_results_gen(doc: dict, results: Sequence) -> dict:
     answer = coin_flip(doc) if parsed == "both" else parsed
     choices = list(doc["choices"])
     pred = None if answer is None else choices.index(answer)
-    per_doc = {
-        "y": int(doc["label"] == "yes"),
-        "p": None if answer is None else int(answer == "yes"),
-        "s": doc["sex"],
-    }
-    record = _kit.choice_item(
-        BENCHMARK, doc, pred,
-        invalid=pred is None,
-        gold=int(doc["gold"]),
-        biased=None,
-        groups=[doc["sex"]],
-        axis="sex",
-        row=int(doc["row"]),
-        base_rate_parity=doc["base_rate_parity"],
-        perm=_kit.shown_perm(doc),
-        texts=[text],
-        parsed=parsed or "none",
+    said_yes = None if answer is None else int(answer == "yes")
+    return _emit(
+        GEN_METRICS, doc, pred, said_yes,
+        invalid=pred is None, texts=[text], parsed=parsed or "none",
     )
-    return _kit.emit(GEN_METRICS, per_doc, record)
