@@ -23,6 +23,11 @@ from its YAML with `!function`:
   (`_records.make_bias_item`) for a doc whose options are `doc["choices"]`, with no gold answer
   unless one is given; `shown_perm(doc)` is its `perm` field: the option order of a doc built
   with `permute_seed`, else None.
+
+A task module imports the kit whole (`from lm_eval_bias.tasks import _kit`) and calls
+`_kit.emit(...)`, so that what comes from here reads as such. Only what is the same in every
+module belongs here: a rule that differs between benchmarks (how a tie is read, what an answer
+is) stays in the benchmark's own module or its metric functions.
 """
 
 from __future__ import annotations
