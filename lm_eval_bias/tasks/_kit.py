@@ -8,7 +8,8 @@ from its YAML with `!function`:
   `custom_dataset(load_docs)` builds that hook from the module's `load_<benchmark>_docs`: it
   passes on the keyword arguments `load_docs` names (all of them when `load_docs` takes
   `**kwargs`), drops the rest of lm-eval's metadata (`version`, `model_args`, ...), and returns
-  the docs as the `test` split (`test_split`). A hook that needs more than that (a tokenizer
+  the docs as the `test` split (`test_split`); the hook wraps `load_docs` (`__wrapped__`), so the
+  source lm-eval records for it in a run's `configs` is the loader's. A hook that needs more than that (a tokenizer
   from `model_args`, scorers checked before generation starts) is written out in its module and
   ends with `test_split(docs)`.
 * `process_results(doc, results)`: for a likelihood task, `results` holds lm-eval's
@@ -32,6 +33,7 @@ is) stays in the benchmark's own module or its metric functions.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -60,9 +62,11 @@ def custom_dataset(load_docs: Callable[..., list[dict]]) -> Callable[..., Any]:
             kwargs = {k: v for k, v in kwargs.items() if k in params}
         return test_split(load_docs(*args, **kwargs))
 
+    # `__wrapped__` (set by update_wrapper): lm-eval records a hook's source in the results
+    # JSON (`configs`, via inspect.getsource), which then shows the loader itself.
+    functools.update_wrapper(hook, load_docs)
     name = load_docs.__name__.removesuffix("_docs")
     hook.__name__ = hook.__qualname__ = name
-    hook.__module__ = load_docs.__module__
     hook.__doc__ = (
         f"lm-eval `custom_dataset`: called as `{name}(**metadata, **dataset_kwargs)`; "
         f"the docs of `{load_docs.__name__}` as the `test` split."
