@@ -17,9 +17,11 @@ local and remote runs. We need the raw bytes to check the pinned sha256 and to p
 CSV (quoted fields with embedded newlines) ourselves, and `datasets`' json builder would add its
 own cache and schema inference, and refuses every URL under `HF_DATASETS_OFFLINE=1`.
 
-A new benchmark plugs in with one `DataSource` (folder name, remote base URL, commit, pins) passed
-to `register_source`; its task module then calls `benchmark_file("<name>", "<relpath>")` and the
-readers below.
+This module holds only that mechanism: each benchmark's `DataSource` (folder name, remote base
+URL, commit, pins) lives in its own task module (BBQ's: `lm_eval_bias.tasks.bbq.SOURCE`), which
+passes it to `benchmark_file` directly or registers it with `register_source`, so that
+`benchmark_file("<name>", "<relpath>")` finds it by name once the module is imported; the readers
+below parse what it returns.
 """
 
 from __future__ import annotations
@@ -93,48 +95,6 @@ def get_source(name: str) -> DataSource:
         raise BiasEvalError(
             f"unknown benchmark data source {name!r}; known sources: {known}"
         ) from None
-
-
-# sha256 of upstream's files at the pinned commit (tests check them against a local copy)
-# fmt: off
-_BBQ_SHA256 = {
-    "data/Age.jsonl":
-        "46e805b3fc2d8cbd26eeb8e8430d98cf7b2dc9c83574ff3674e8ce4f0fca2a60",
-    "data/Disability_status.jsonl":
-        "375d40d9b71f056150264445ec189b13934998f3f49a1e311aa7578eb3b45e5f",
-    "data/Gender_identity.jsonl":
-        "8b5adbb368510a97d5775dc43e1c719e0249fe2da33f13c83e3e29edafec7a00",
-    "data/Nationality.jsonl":
-        "a583e74666aec0341ded8aa3983e7cad694eb24de72c254d28b2df3035720090",
-    "data/Physical_appearance.jsonl":
-        "e48d7e13508565f4801574e611043470c25c95a0a62af3699cb5ee7cb02608fb",
-    "data/Race_ethnicity.jsonl":
-        "4a9f1214cfaa115ce7f0bdb40609122e431f5152c71b8ca64d665e483b946ae6",
-    "data/Race_x_SES.jsonl":
-        "af8e2ae3d0e5be9ebcbfe7149e591d47ff649e263307f4548f7fb12f6a6d83e8",
-    "data/Race_x_gender.jsonl":
-        "e5dbba782f8c4e25b99dd5470b5136e2db73dbf401cf6d4a5a3ed31b02f95696",
-    "data/Religion.jsonl":
-        "cb9555f9f3454a52cd2df85956b59bd7fcca5aa922c8527693b1164d08417616",
-    "data/SES.jsonl":
-        "9f92754bb037b0982604b9112705fb81d60a19d9e759c67e4a85e484a070f528",
-    "data/Sexual_orientation.jsonl":
-        "2c71036b9e7584fe589c42aef32c1a42bc01b9a5e9b1b8704342630cdb08cefd",
-    "supplemental/additional_metadata.csv":
-        "f36708416b0e7adb81b47ad1926f9c39c2beb611702b73b01e06c9b6c9ffbd3d",
-}
-# fmt: on
-
-BBQ = register_source(
-    DataSource(
-        name="bbq",
-        title="BBQ",
-        remote_base="https://raw.githubusercontent.com/nyu-mll/BBQ/{commit}",
-        commit="bea11bd97d79217245b5871acd247b9d6eb24598",
-        layout_hint="bbq/data/<Category>.jsonl (upstream layout of github.com/nyu-mll/BBQ)",
-        sha256=_BBQ_SHA256,
-    )
-)
 
 
 def _how_to_provide(source: DataSource) -> str:
@@ -386,10 +346,3 @@ def hub_file(repo_id: str, filename: str, revision: str, local_relpath: str) -> 
             f"cannot get {filename} of hub dataset {repo_id} ({type(exc).__name__}: {reason}); {how}"
         ) from None
     return record_file(hub, filename, path, "download")
-
-
-def test_split(docs: list[dict]):
-    """What a `custom_dataset` hook returns to lm-eval: the docs as the `test` split."""
-    import datasets
-
-    return datasets.DatasetDict({"test": datasets.Dataset.from_list(docs)})

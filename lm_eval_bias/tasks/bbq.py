@@ -35,13 +35,54 @@ from typing import Any
 
 from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.metrics import bbq as bbq_metrics
-from lm_eval_bias.tasks import _data
+from lm_eval_bias.tasks import _data, _kit
 from lm_eval_bias.tasks._options import option_permutation, parse_permute_seed
-from lm_eval_bias.tasks._records import make_bias_item
 
 log = logging.getLogger(__name__)
 
 BENCHMARK = "bbq"
+
+# Upstream's files (local copy: <LM_EVAL_BIAS_DATA_DIR>/bbq/...), pinned to a commit; sha256 of each
+# file at that commit (tests check them against a local copy)
+# fmt: off
+_SHA256 = {
+    "data/Age.jsonl":
+        "46e805b3fc2d8cbd26eeb8e8430d98cf7b2dc9c83574ff3674e8ce4f0fca2a60",
+    "data/Disability_status.jsonl":
+        "375d40d9b71f056150264445ec189b13934998f3f49a1e311aa7578eb3b45e5f",
+    "data/Gender_identity.jsonl":
+        "8b5adbb368510a97d5775dc43e1c719e0249fe2da33f13c83e3e29edafec7a00",
+    "data/Nationality.jsonl":
+        "a583e74666aec0341ded8aa3983e7cad694eb24de72c254d28b2df3035720090",
+    "data/Physical_appearance.jsonl":
+        "e48d7e13508565f4801574e611043470c25c95a0a62af3699cb5ee7cb02608fb",
+    "data/Race_ethnicity.jsonl":
+        "4a9f1214cfaa115ce7f0bdb40609122e431f5152c71b8ca64d665e483b946ae6",
+    "data/Race_x_SES.jsonl":
+        "af8e2ae3d0e5be9ebcbfe7149e591d47ff649e263307f4548f7fb12f6a6d83e8",
+    "data/Race_x_gender.jsonl":
+        "e5dbba782f8c4e25b99dd5470b5136e2db73dbf401cf6d4a5a3ed31b02f95696",
+    "data/Religion.jsonl":
+        "cb9555f9f3454a52cd2df85956b59bd7fcca5aa922c8527693b1164d08417616",
+    "data/SES.jsonl":
+        "9f92754bb037b0982604b9112705fb81d60a19d9e759c67e4a85e484a070f528",
+    "data/Sexual_orientation.jsonl":
+        "2c71036b9e7584fe589c42aef32c1a42bc01b9a5e9b1b8704342630cdb08cefd",
+    "supplemental/additional_metadata.csv":
+        "f36708416b0e7adb81b47ad1926f9c39c2beb611702b73b01e06c9b6c9ffbd3d",
+}
+# fmt: on
+
+SOURCE = _data.register_source(
+    _data.DataSource(
+        name="bbq",
+        title="BBQ",
+        remote_base="https://raw.githubusercontent.com/nyu-mll/BBQ/{commit}",
+        commit="bea11bd97d79217245b5871acd247b9d6eb24598",
+        layout_hint="bbq/data/<Category>.jsonl (upstream layout of github.com/nyu-mll/BBQ)",
+        sha256=_SHA256,
+    )
+)
 
 # upstream file stem -> task suffix (bias_bbq_<suffix>, bias_bbq_gen_<suffix>)
 CATEGORIES: dict[str, str] = {
@@ -341,7 +382,7 @@ def _sample_file(sample: str | None, relpath: str, *, optional: bool = False) ->
     `sample="packaged"`: the fixed 16-items-per-category sample shipped in the wheel
     (lm_eval_bias/data/demo/bbq, used by bias_bbq_lite and the demo), whatever the environment."""
     if sample is None:
-        return _data.benchmark_file(_data.BBQ, relpath, optional=optional)
+        return _data.benchmark_file(SOURCE, relpath, optional=optional)
     if sample != "packaged":
         raise BiasEvalError(f"unknown BBQ sample {sample!r}; the only packaged sample is 'packaged'")
     path = _data.DEMO_DATA_DIR / "bbq" / relpath
@@ -349,7 +390,7 @@ def _sample_file(sample: str | None, relpath: str, *, optional: bool = False) ->
         if optional:
             return None
         raise BiasEvalError(f"the packaged BBQ sample file {path} is missing: reinstall lm-eval-bias")
-    return _data.record_file(_data.BBQ, relpath, path, "sample")
+    return _data.record_file(SOURCE, relpath, path, "sample")
 
 
 def _category_name(category: str) -> str:
@@ -419,16 +460,9 @@ def load_bbq_docs(
     return [d for d in docs if label_type is None or d["label_type"] == label_type]
 
 
-def load_bbq(category: str, permute_seed: Any = None, sample: str | None = None,
-             label_type: str | None = None, **_lm_eval_metadata: Any):
-    """lm-eval `custom_dataset`: called as `load_bbq(**metadata, **dataset_kwargs)`.
-
-    `category`, `label_type` (and `sample` for bias_bbq_lite) come from the task YAML's
-    dataset_kwargs; `permute_seed` from `--metadata '{"permute_seed": N}'`; lm-eval's other
-    metadata (model_args, version) is ignored.
-    """
-    docs = load_bbq_docs(category, permute_seed, sample, label_type)
-    return _data.test_split(docs)
+# `category`, `label_type` (and `sample` for bias_bbq_lite) come from the task YAML's
+# dataset_kwargs; `permute_seed` from `--metadata '{"permute_seed": N}'`.
+load_bbq = _kit.custom_dataset(load_bbq_docs)
 
 
 # ---------------------------------------------------------------- prompts
@@ -531,10 +565,8 @@ def _record(doc: dict, pred: int | None, *, lls: Sequence[float] | None) -> tupl
         int(doc.get("metadata_rows", 1)),
     )
     biased = per_doc["biased"]
-    record = make_bias_item(
-        benchmark=BENCHMARK,
-        choices=list(doc["choices"]),
-        pred=pred,
+    record = _kit.choice_item(
+        BENCHMARK, doc, pred,
         invalid=pred is None,
         loglikelihoods=lls,
         gold=int(doc["gold"]),
@@ -548,7 +580,7 @@ def _record(doc: dict, pred: int | None, *, lls: Sequence[float] | None) -> tupl
         question_polarity=doc["question_polarity"],
         example_id=int(doc["example_id"]),
         label_type=doc.get("label_type"),
-        perm=list(doc["perm"]) if doc.get("perm") is not None else None,
+        perm=_kit.shown_perm(doc),
     )
     return per_doc, record
 
@@ -562,10 +594,10 @@ def process_results(doc: dict, results: Sequence) -> dict:
 
     The answer is the option with the strictly highest log-likelihood; a tie for the top is no
     answer (invalid), as upstream's R script drops a scoring model's tied items."""
-    lls = [float(r[0]) if isinstance(r, (tuple, list)) else float(r) for r in results]
+    lls = _kit.loglikelihoods(results)
     pred = bbq_metrics.predicted_choice(lls)  # None (invalid) on a tie for the top
     per_doc, record = _record(doc, pred, lls=lls)
-    return {**{m: per_doc for m in METRICS}, "bias_item": record}
+    return _kit.emit(METRICS, per_doc, record)
 
 
 def process_results_gen(doc: dict, results: Sequence) -> dict:
@@ -573,4 +605,4 @@ def process_results_gen(doc: dict, results: Sequence) -> dict:
     response = results[0] if results else ""
     pred = parse_answer(response if isinstance(response, str) else str(response), doc["choices"])
     per_doc, record = _record(doc, pred, lls=None)
-    return {**{m: per_doc for m in METRICS}, "bias_item": record}
+    return _kit.emit(METRICS, per_doc, record)

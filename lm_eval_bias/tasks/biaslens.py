@@ -39,9 +39,8 @@ from typing import Any
 
 from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.metrics import biaslens as bl_metrics
-from lm_eval_bias.tasks import _data
+from lm_eval_bias.tasks import _data, _kit
 from lm_eval_bias.tasks._options import option_permutation, parse_permute_seed
-from lm_eval_bias.tasks._records import make_bias_item
 
 BENCHMARK = "biaslens"
 ATTRIBUTES = (
@@ -150,7 +149,7 @@ def _check_args(attribute: str, variant: str, prompt: str) -> None:
 
 
 def load_biaslens_docs(
-    attribute: str, variant: str = "role", permute_seed: Any = None, prompt: str = "s3"
+    attribute: str = "", variant: str = "role", permute_seed: Any = None, prompt: str = "s3"
 ) -> list[dict]:
     _check_args(attribute, variant, prompt)
     seed = parse_permute_seed(permute_seed)
@@ -203,16 +202,7 @@ def load_biaslens_docs(
     return docs
 
 
-def load_biaslens(
-    attribute: str = "",
-    variant: str = "role",
-    prompt: str = "s3",
-    permute_seed: Any = None,
-    **_lm_eval_metadata: Any,
-):
-    """lm-eval `custom_dataset`: `load_biaslens(**metadata, **dataset_kwargs)`."""
-    docs = load_biaslens_docs(attribute, variant, permute_seed, prompt)
-    return _data.test_split(docs)
+load_biaslens = _kit.custom_dataset(load_biaslens_docs)
 
 
 def doc_to_text(doc: dict) -> str:
@@ -236,16 +226,13 @@ METRICS = ("biased_rate", "non_refusal_rate")
 
 
 def process_results(doc: dict, results: Sequence) -> dict:
-    lls = [float(r[0]) if isinstance(r, (tuple, list)) else float(r) for r in results]
-    pred = max(range(len(lls)), key=lls.__getitem__)  # first of ties, as numpy's argmax
+    lls = _kit.loglikelihoods(results)
+    pred = _kit.first_argmax(lls)
     labels = list(doc["labels"])
     biased = bl_metrics.is_biased(pred, labels)
-    record = make_bias_item(
-        benchmark=BENCHMARK,
-        choices=list(doc["choices"]),
-        pred=pred,
+    record = _kit.choice_item(
+        BENCHMARK, doc, pred,
         loglikelihoods=lls,
-        gold=None,
         biased=biased,
         groups=[c for i, c in enumerate(doc["choices"]) if labels[i] != UNCERTAIN],
         axis=doc["attribute"],
@@ -257,10 +244,10 @@ def process_results(doc: dict, results: Sequence) -> dict:
         variant=doc["variant"],
         prompt=doc["prompt"],
         row=int(doc["row"]),
-        perm=list(doc["perm"]) if doc.get("perm") is not None else None,
+        perm=_kit.shown_perm(doc),
     )
-    return {
-        "biased_rate": int(biased),
-        "non_refusal_rate": int(bl_metrics.is_non_refusal(pred, labels)),
-        "bias_item": record,
-    }
+    return _kit.emit(
+        (), None, record,
+        biased_rate=int(biased),
+        non_refusal_rate=int(bl_metrics.is_non_refusal(pred, labels)),
+    )

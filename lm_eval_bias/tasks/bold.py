@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from lm_eval_bias.errors import BiasEvalError
-from lm_eval_bias.tasks import _data, _open
+from lm_eval_bias.tasks import _data, _kit, _open
 
 BENCHMARK = "bold"
 DOMAINS = ("gender", "race", "profession", "religious_ideology", "political_ideology")
@@ -96,7 +96,7 @@ def load_bold(domain: str, **metadata: Any):
     """
     docs = load_bold_docs(domain)
     _open.select_scorers(BENCHMARK, domain, metadata, sentiment=True)
-    return _data.test_split(docs)
+    return _kit.test_split(docs)
 
 
 def doc_to_text(doc: dict) -> str:
@@ -126,7 +126,7 @@ def process_results(doc: dict, results: Sequence) -> dict:
         BENCHMARK, compound=comp, toxicity=tox, groups=[doc["group"]], axis=doc["domain"], s=s,
         regard=regard, text=text, name=doc["name"], n_scorer_failures=failures, empty=empty,
     )
-    out = {**{m: per_doc for m in METRICS}, "bias_item": record}
+    out = _kit.emit(METRICS, per_doc, record)
     if with_regard:
         # Regard metrics exist only in runs that chose a regard scorer: lm-eval aggregates only
         # the metrics process_results returns, so runs without one look exactly as before.

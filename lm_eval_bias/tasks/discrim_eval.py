@@ -23,9 +23,8 @@ from typing import Any
 
 from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.metrics import discrim_eval as de_metrics
-from lm_eval_bias.tasks import _data
+from lm_eval_bias.tasks import _data, _kit
 from lm_eval_bias.tasks._options import option_permutation, parse_permute_seed
-from lm_eval_bias.tasks._records import make_bias_item
 
 BENCHMARK = "discrim_eval"
 HUB_REPO = "Anthropic/discrim-eval"
@@ -104,10 +103,7 @@ def load_discrim_eval_docs(fill_type: str, permute_seed: Any = None) -> list[dic
     return build_docs(rows, fill_type, permute_seed=seed, where=str(path))
 
 
-def load_discrim_eval(fill_type: str, permute_seed: Any = None, **_lm_eval_metadata: Any):
-    """lm-eval `custom_dataset`: called as `load_discrim_eval(**metadata, **dataset_kwargs)`."""
-    docs = load_discrim_eval_docs(fill_type, permute_seed)
-    return _data.test_split(docs)
+load_discrim_eval = _kit.custom_dataset(load_discrim_eval_docs)
 
 
 def doc_to_text(doc: dict) -> str:
@@ -131,9 +127,9 @@ METRICS = (
 
 def process_results(doc: dict, results: Sequence) -> dict:
     """results: lm-eval's (log-likelihood, is_greedy) per choice ("yes"/"no" in shown order)."""
-    lls = [float(r[0]) if isinstance(r, (tuple, list)) else float(r) for r in results]
+    lls = _kit.loglikelihoods(results)
     choices = list(doc["choices"])
-    pred = max(range(len(lls)), key=lls.__getitem__)  # first of ties
+    pred = _kit.first_argmax(lls)
     ll = dict(zip(choices, lls, strict=True))
     p = de_metrics.p_yes_normalized(ll["yes"], ll["no"])
     per_doc = {
@@ -145,12 +141,9 @@ def process_results(doc: dict, results: Sequence) -> dict:
         "gender": doc["gender"].lower(),
         "race": doc["race"].lower(),
     }
-    record = make_bias_item(
-        benchmark=BENCHMARK,
-        choices=choices,
-        pred=pred,
+    record = _kit.choice_item(
+        BENCHMARK, doc, pred,
         loglikelihoods=lls,
-        gold=None,
         biased=None,
         groups=[doc["gender"], doc["race"], f"age {doc['age_bin']}"],
         axis="age,gender,race",
@@ -162,6 +155,6 @@ def process_results(doc: dict, results: Sequence) -> dict:
         race=doc["race"],
         fill_type=doc["fill_type"],
         row=int(doc["row"]),
-        perm=list(doc["perm"]) if doc.get("perm") is not None else None,
+        perm=_kit.shown_perm(doc),
     )
-    return {**{m: per_doc for m in METRICS}, "bias_item": record}
+    return _kit.emit(METRICS, per_doc, record)

@@ -33,9 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from lm_eval_bias.errors import BiasEvalError
-from lm_eval_bias.tasks import _data
+from lm_eval_bias.tasks import _data, _kit
 from lm_eval_bias.tasks._options import option_permutation, parse_permute_seed
-from lm_eval_bias.tasks._records import make_bias_item
 
 BENCHMARK = "discrim_eval_gen"
 BIAS_TYPES = ("gender", "race")
@@ -179,15 +178,7 @@ def load_discrim_eval_gen_docs(
     return docs
 
 
-def load_discrim_eval_gen(
-    bias_type: str,
-    permute_seed: Any = None,
-    discrim_eval_gen_path: Any = None,
-    **_lm_eval_metadata: Any,
-):
-    """lm-eval `custom_dataset`: called as `load_discrim_eval_gen(**metadata, **dataset_kwargs)`."""
-    docs = load_discrim_eval_gen_docs(bias_type, permute_seed, discrim_eval_gen_path)
-    return _data.test_split(docs)
+load_discrim_eval_gen = _kit.custom_dataset(load_discrim_eval_gen_docs)
 
 
 def doc_to_text(doc: dict) -> str:
@@ -200,19 +191,16 @@ METRICS = ("refusal_rate", "choice_spread")
 
 def process_results(doc: dict, results: Sequence) -> dict:
     """results: lm-eval's (log-likelihood, is_greedy) per choice (individuals, then refusal)."""
-    lls = [float(r[0]) if isinstance(r, (tuple, list)) else float(r) for r in results]
+    lls = _kit.loglikelihoods(results)
     choices = list(doc["choices"])
-    pred = max(range(len(lls)), key=lls.__getitem__)  # first of ties
+    pred = _kit.first_argmax(lls)
     subgroups = list(doc["subgroups"])
     refused = choices[pred] == REFUSAL
     chosen = None if refused else subgroups[pred]
     per_doc = {"c": chosen, "g": subgroups}
-    record = make_bias_item(
-        benchmark=BENCHMARK,
-        choices=choices,
-        pred=pred,
+    record = _kit.choice_item(
+        BENCHMARK, doc, pred,
         loglikelihoods=lls,
-        gold=None,
         biased=None,
         groups=subgroups,
         axis=doc["bias_type"],
@@ -221,6 +209,6 @@ def process_results(doc: dict, results: Sequence) -> dict:
         refusal_choice=len(choices) - 1,
         decision_question_id=int(doc["decision_question_id"]),
         row=int(doc["row"]),
-        perm=list(doc["perm"]) if doc.get("perm") is not None else None,
+        perm=_kit.shown_perm(doc),
     )
-    return {**{m: per_doc for m in METRICS}, "bias_item": record}
+    return _kit.emit(METRICS, per_doc, record)

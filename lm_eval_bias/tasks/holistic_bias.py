@@ -50,9 +50,8 @@ from typing import Any
 
 from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.metrics import holistic_bias as hb_metrics
-from lm_eval_bias.tasks import _data, _tokens
+from lm_eval_bias.tasks import _data, _kit, _tokens
 from lm_eval_bias.tasks._options import option_permutation, parse_permute_seed
-from lm_eval_bias.tasks._records import make_bias_item
 
 BENCHMARK = "holistic_bias"
 VERSIONS = ("v1.0", "v1.1")
@@ -282,7 +281,7 @@ def load_holistic_bias(
     the metadata holds lm-eval's model_args, whose tokenizer counts each sentence's tokens."""
     counter = _tokens.token_counter(lm_eval_metadata, "HolisticBias")
     docs = load_holistic_docs(axis, hb_version, hb_templates, hb_nouns, permute_seed, counter)
-    return _data.test_split(docs)
+    return _kit.test_split(docs)
 
 
 METRICS = ("likelihood_bias", "likelihood_bias_bh")
@@ -290,7 +289,7 @@ METRICS = ("likelihood_bias", "likelihood_bias_bh")
 
 def process_results(doc: dict, results: Sequence) -> dict:
     """results: lm-eval's (log-likelihood, is_greedy) per sentence, in `choices` order."""
-    lls = [float(r[0]) if isinstance(r, (tuple, list)) else float(r) for r in results]
+    lls = _kit.loglikelihoods(results)
     if "n_tokens" not in doc:
         raise BiasEvalError(
             "HolisticBias doc without `n_tokens`: build the docs with the model's tokenizer "
@@ -298,12 +297,9 @@ def process_results(doc: dict, results: Sequence) -> dict:
         )
     ppl = [hb_metrics.perplexity(ll, n) for ll, n in zip(lls, doc["n_tokens"], strict=True)]
     per_doc = hb_metrics.score_doc(doc["template_index"], doc["descriptor_ids"], ppl)
-    pred = max(range(len(lls)), key=lls.__getitem__)  # first of ties
-    record = make_bias_item(
-        benchmark=BENCHMARK,
-        choices=list(doc["choices"]),
-        pred=pred,
-        gold=None,
+    pred = _kit.first_argmax(lls)
+    record = _kit.choice_item(
+        BENCHMARK, doc, pred,
         biased=None,
         groups=list(doc["descriptors"]),
         axis=doc["axis"],
@@ -316,4 +312,4 @@ def process_results(doc: dict, results: Sequence) -> dict:
         ppl=ppl,
         n_tokens=[int(n) for n in doc["n_tokens"]],
     )
-    return {**{m: per_doc for m in METRICS}, "bias_item": record}
+    return _kit.emit(METRICS, per_doc, record)

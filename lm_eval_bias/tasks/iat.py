@@ -33,9 +33,9 @@ from typing import Any
 
 from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.metrics import iat as iat_metrics
-from lm_eval_bias.tasks import _data
+from lm_eval_bias.tasks import _data, _kit
 from lm_eval_bias.tasks._options import parse_permute_seed
-from lm_eval_bias.tasks._records import make_bias_item, normalize_loglikelihoods
+from lm_eval_bias.tasks._records import normalize_loglikelihoods
 
 BENCHMARK = "iat"
 STIMULI_FILE = "stimuli/iat_stimuli.csv"
@@ -132,7 +132,7 @@ def build_items(test: str, spec: dict[str, Any], seed: int | None) -> list[dict[
     return docs
 
 
-def load_iat_docs(test: str, permute_seed: Any = None) -> list[dict]:
+def load_iat_docs(test: str = "", permute_seed: Any = None) -> list[dict]:
     if test not in TESTS:
         raise BiasEvalError(f"unknown IAT test {test!r}; choose one of {', '.join(TESTS)}")
     category, name = TESTS[test]
@@ -146,10 +146,7 @@ def load_iat_docs(test: str, permute_seed: Any = None) -> list[dict]:
     return build_items(name, tests[name], seed)
 
 
-def load_iat(test: str = "", permute_seed: Any = None, **_lm_eval_metadata: Any):
-    """lm-eval `custom_dataset`: `load_iat(**metadata, **dataset_kwargs)`."""
-    docs = load_iat_docs(test, permute_seed)
-    return _data.test_split(docs)
+load_iat = _kit.custom_dataset(load_iat_docs)
 
 
 def doc_to_text(doc: dict) -> str:
@@ -176,19 +173,16 @@ def pairing_labels(doc: dict, index: int) -> tuple[str, str]:
 
 
 def process_results(doc: dict, results: Sequence) -> dict:
-    lls = [float(r[0]) if isinstance(r, (tuple, list)) else float(r) for r in results]
-    pred = max(range(len(lls)), key=lls.__getitem__)  # first of ties
+    lls = _kit.loglikelihoods(results)
+    pred = _kit.first_argmax(lls)
     probs = normalize_loglikelihoods(lls)
     consistent = [int(c) for c in doc["consistent"]]
     p_consistent = iat_metrics.consistent_probability(probs, consistent)
     group, valence = pairing_labels(doc, pred)
     response = f"{doc['test']}:{doc['j']}"
-    record = make_bias_item(
-        benchmark=BENCHMARK,
-        choices=list(doc["choices"]),
-        pred=pred,
+    record = _kit.choice_item(
+        BENCHMARK, doc, pred,
         loglikelihoods=lls,
-        gold=None,
         biased=iat_metrics.is_biased(p_consistent),
         groups=[doc["default"], doc["stigma"]],
         axis=doc["category"],
@@ -203,4 +197,4 @@ def process_results(doc: dict, results: Sequence) -> dict:
         item=f"{doc['i']}:{doc['j']}",
     )
     per_doc = {"r": response, "g": group, "v": valence, "p": p_consistent}
-    return {**{m: per_doc for m in METRICS}, "bias_item": record}
+    return _kit.emit(METRICS, per_doc, record)

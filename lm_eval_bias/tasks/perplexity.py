@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
 
 from lm_eval_bias.errors import BiasEvalError
-from lm_eval_bias.tasks import _data
+from lm_eval_bias.tasks import _data, _kit
 from lm_eval_bias.tasks.bold import BOLD, DOMAINS
 
 
@@ -61,10 +60,7 @@ def load_bold_wiki_docs(per_domain: int | None = None, unit: str = "entity") -> 
     return docs
 
 
-def load_bold_wiki(per_domain: int | None = None, unit: str = "entity", **_lm_eval_metadata: Any):
-    """lm-eval `custom_dataset`."""
-    docs = load_bold_wiki_docs(per_domain, unit)
-    return _data.test_split(docs)
+load_bold_wiki = _kit.custom_dataset(load_bold_wiki_docs)
 
 
 def doc_to_target(doc: dict) -> str:

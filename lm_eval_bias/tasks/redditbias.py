@@ -33,9 +33,8 @@ from lm_eval.api.task import ConfigurableTask
 
 from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.metrics import redditbias as rb_metrics
-from lm_eval_bias.tasks import _data, _tokens
+from lm_eval_bias.tasks import _data, _kit, _tokens
 from lm_eval_bias.tasks._options import option_permutation, parse_permute_seed
-from lm_eval_bias.tasks._records import make_bias_item
 
 BENCHMARK = "redditbias"
 
@@ -172,7 +171,7 @@ def load_redditbias(demographic: str, permute_seed: Any = None, **lm_eval_metada
     the metadata holds lm-eval's model_args, whose tokenizer splits each phrase's first token off."""
     split = _tokens.first_token_split(lm_eval_metadata, "RedditBias")
     docs = load_redditbias_docs(demographic, permute_seed, split)
-    return _data.test_split(docs)
+    return _kit.test_split(docs)
 
 
 class RedditBiasTask(ConfigurableTask):
@@ -210,7 +209,7 @@ def process_results(doc: dict, results: Sequence) -> dict:
     """results: lm-eval's (log-likelihood, is_greedy) per request of `RedditBiasTask`: the two
     phrases (`choices` order), then tokens 2..n of each given its first token."""
     _require_split(doc)
-    scores = [float(r[0]) if isinstance(r, (tuple, list)) else float(r) for r in results]
+    scores = _kit.loglikelihoods(results)
     if len(scores) != 4:
         raise BiasEvalError(f"RedditBias expects 4 log-likelihoods per doc, got {len(scores)}")
     lls, rest = scores[:2], scores[2:]
@@ -218,12 +217,9 @@ def process_results(doc: dict, results: Sequence) -> dict:
     n = [int(k) for k in doc["n_tokens"]]
     per_doc = rb_metrics.score_pair(lls[b], lls[1 - b], rest[b], rest[1 - b], n[b], n[1 - b])
     ppl = [rb_metrics.perplexity(r, k) for r, k in zip(rest, n, strict=True)]
-    pred = max(range(len(lls)), key=lls.__getitem__)  # first of ties
-    record = make_bias_item(
-        benchmark=BENCHMARK,
-        choices=list(doc["choices"]),
-        pred=pred,
-        gold=None,
+    pred = _kit.first_argmax(lls)
+    record = _kit.choice_item(
+        BENCHMARK, doc, pred,
         biased=per_doc["diff"] > 0,
         groups=[doc["group"]],
         axis=doc["demographic"],
@@ -235,6 +231,6 @@ def process_results(doc: dict, results: Sequence) -> dict:
         n_tokens=n,
         row=int(doc["row"]),
         bias_sent=doc["bias_sent"],
-        perm=list(doc["perm"]) if doc.get("perm") is not None else None,
+        perm=_kit.shown_perm(doc),
     )
-    return {**{m: per_doc for m in METRICS}, "bias_item": record}
+    return _kit.emit(METRICS, per_doc, record)

@@ -27,7 +27,7 @@ from lm_eval_bias.metrics.toxicity import (
     n_missing,
     prompt_is_toxic,
 )
-from lm_eval_bias.tasks import _data, _open
+from lm_eval_bias.tasks import _data, _kit, _open
 
 BENCHMARK = "rtp"
 HUB_ID = "allenai/real-toxicity-prompts"
@@ -111,7 +111,7 @@ def load_rtp(subset: str, first_n: int | None = None, **metadata: Any):
     ``profanity``) is checked here, before generation."""
     docs = load_rtp_docs(subset, first_n)
     _open.select_scorers(BENCHMARK, subset, metadata)
-    return _data.test_split(docs)
+    return _kit.test_split(docs)
 
 
 def doc_to_text(doc: dict) -> str:
@@ -135,7 +135,7 @@ def process_results(doc: dict, results: Sequence) -> dict:
         texts=texts, k=len(scores), n_empty=n_empty,
         n_scorer_failures=n_missing(scores) - n_empty, prompt_toxicity=doc["prompt_toxicity"],
     )
-    return {**{m: per_doc for m in METRICS}, "bias_item": record}
+    return _kit.emit(METRICS, per_doc, record)
 
 
 METRICS = ("expected_max_toxicity", "toxicity_probability", "toxicity_rate", "n_scorer_failures",

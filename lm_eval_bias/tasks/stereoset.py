@@ -32,9 +32,8 @@ from typing import Any
 
 from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.metrics import stereoset as ss_metrics
-from lm_eval_bias.tasks import _data, _tokens
+from lm_eval_bias.tasks import _data, _kit, _tokens
 from lm_eval_bias.tasks._options import option_permutation, parse_permute_seed
-from lm_eval_bias.tasks._records import make_bias_item
 
 BENCHMARK = "stereoset"
 DATA_FILE = "data/dev.json"
@@ -152,7 +151,7 @@ def load_stereoset(fmt: str, domain: str, permute_seed: Any = None, **lm_eval_me
     metadata holds the run's model_args, whose tokenizer counts each option's tokens."""
     docs = load_stereoset_docs(fmt, domain, permute_seed)
     tokenizer = _tokens.load_tokenizer(lm_eval_metadata, what="StereoSet (per-token scores)")
-    return _data.test_split(add_token_counts(docs, tokenizer, lm_eval_metadata))
+    return _kit.test_split(add_token_counts(docs, tokenizer, lm_eval_metadata))
 
 
 def option_scores(lls: Sequence[float], doc: dict) -> list[float]:
@@ -181,16 +180,13 @@ def _per_doc(doc: dict, scores: Sequence[float]) -> dict:
 
 def process_results(doc: dict, results: Sequence) -> dict:
     """results: lm-eval's (log-likelihood, is_greedy) per option, in `choices` order."""
-    lls = [float(r[0]) if isinstance(r, (tuple, list)) else float(r) for r in results]
+    lls = _kit.loglikelihoods(results)
     scores = option_scores(lls, doc)
     per_doc = _per_doc(doc, scores)
     per_char = _per_doc(doc, char_scores(lls, doc["choices"]))
-    pred = max(range(len(scores)), key=scores.__getitem__)  # first of ties
-    record = make_bias_item(
-        benchmark=BENCHMARK,
-        choices=list(doc["choices"]),
-        pred=pred,
-        gold=None,
+    pred = _kit.first_argmax(scores)
+    record = _kit.choice_item(
+        BENCHMARK, doc, pred,
         biased=bool(per_doc["pro"]),
         groups=[doc["target"]],
         axis=doc["bias_type"],
@@ -204,7 +200,6 @@ def process_results(doc: dict, results: Sequence) -> dict:
         ll_total=lls,
         n_tokens=[int(n) for n in doc["n_tokens"]],
         item_id=doc["id"],
-        perm=list(doc["perm"]) if doc.get("perm") is not None else None,
+        perm=_kit.shown_perm(doc),
     )
-    return {**{m: per_doc for m in METRICS}, **{m: per_char for m in CHAR_METRICS},
-            "bias_item": record}
+    return _kit.emit(METRICS, per_doc, record, **dict.fromkeys(CHAR_METRICS, per_char))

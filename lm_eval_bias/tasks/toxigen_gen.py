@@ -20,7 +20,7 @@ from typing import Any
 
 from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.metrics.toxicity import is_toxic
-from lm_eval_bias.tasks import _data, _open
+from lm_eval_bias.tasks import _data, _kit, _open
 
 BENCHMARK = "toxigen_gen"
 GROUPS = (
@@ -71,7 +71,7 @@ def load_toxigen_gen(group: str, **metadata: Any):
     """lm-eval `custom_dataset`; the toxicity scorer is checked here, before generation."""
     docs = load_toxigen_docs(group)
     _open.select_scorers(BENCHMARK, group, metadata)
-    return _data.test_split(docs)
+    return _kit.test_split(docs)
 
 
 def doc_to_text(doc: dict) -> str:
@@ -90,7 +90,7 @@ def process_results(doc: dict, results: Sequence) -> dict:
         biased_if_toxic=True, s=s, scores={"toxicity": tox}, text=s["texts"][0],
         prompt_index=int(doc["prompt_index"]), n_scorer_failures=int(tox is None),
     )
-    return {**{m: per_doc for m in METRICS}, "bias_item": record}
+    return _kit.emit(METRICS, per_doc, record)
 
 
 METRICS = ("toxicity_rate", "toxicity_rate_hate", "toxicity_rate_neutral", "toxicity_mean",

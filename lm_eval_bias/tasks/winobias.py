@@ -32,9 +32,8 @@ from typing import Any
 
 from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.metrics import winobias as wb_metrics
-from lm_eval_bias.tasks import _data
+from lm_eval_bias.tasks import _data, _kit
 from lm_eval_bias.tasks._options import option_permutation, parse_permute_seed
-from lm_eval_bias.tasks._records import make_bias_item
 
 BENCHMARK = "winobias"
 TYPES = (1, 2)
@@ -184,7 +183,7 @@ def build_doc(
     return doc
 
 
-def load_winobias_docs(wb_type: Any, split: str = "test", permute_seed: Any = None) -> list[dict]:
+def load_winobias_docs(wb_type: Any = None, split: str = "test", permute_seed: Any = None) -> list[dict]:
     try:
         wb_type = int(wb_type)
     except (TypeError, ValueError):
@@ -211,12 +210,7 @@ def load_winobias_docs(wb_type: Any, split: str = "test", permute_seed: Any = No
     return [d for pair in zip(per_cond["pro"], per_cond["anti"], strict=True) for d in pair]
 
 
-def load_winobias(
-    wb_type: Any = None, split: str = "test", permute_seed: Any = None, **_lm_eval_metadata: Any
-):
-    """lm-eval `custom_dataset`: `load_winobias(**metadata, **dataset_kwargs)`."""
-    docs = load_winobias_docs(wb_type, split, permute_seed)
-    return _data.test_split(docs)
+load_winobias = _kit.custom_dataset(load_winobias_docs)
 
 
 def doc_to_text(doc: dict) -> str:
@@ -228,14 +222,12 @@ METRICS = ("acc", "acc_pro", "acc_anti", "avg", "diff", "gap")
 
 
 def process_results(doc: dict, results: Sequence) -> dict:
-    lls = [float(r[0]) if isinstance(r, (tuple, list)) else float(r) for r in results]
-    pred = max(range(len(lls)), key=lls.__getitem__)  # first of ties
+    lls = _kit.loglikelihoods(results)
+    pred = _kit.first_argmax(lls)
     gold = int(doc["gold"])
     per_doc = wb_metrics.score_item(doc["cond"], doc["gender"], pred, gold)
-    record = make_bias_item(
-        benchmark=BENCHMARK,
-        choices=list(doc["choices"]),
-        pred=pred,
+    record = _kit.choice_item(
+        BENCHMARK, doc, pred,
         loglikelihoods=lls,
         gold=gold,
         biased=pred == int(doc["stereotype_choice"]),
@@ -246,6 +238,6 @@ def process_results(doc: dict, results: Sequence) -> dict:
         line=int(doc["line"]),
         pronoun=doc["pronoun"],
         stereotype_choice=int(doc["stereotype_choice"]),
-        perm=list(doc["perm"]) if doc.get("perm") is not None else None,
+        perm=_kit.shown_perm(doc),
     )
-    return {**{m: per_doc for m in METRICS}, "bias_item": record}
+    return _kit.emit(METRICS, per_doc, record)

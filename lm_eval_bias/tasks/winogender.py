@@ -25,9 +25,8 @@ from typing import Any
 
 from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.metrics import winogender as wg_metrics
-from lm_eval_bias.tasks import _data
+from lm_eval_bias.tasks import _data, _kit
 from lm_eval_bias.tasks._options import option_permutation, parse_permute_seed
-from lm_eval_bias.tasks._records import make_bias_item
 
 BENCHMARK = "winogender"
 SENTENCES_FILE = "data/all_sentences.tsv"
@@ -135,10 +134,7 @@ def load_winogender_docs(permute_seed: Any = None, gender: str | None = None) ->
     return docs
 
 
-def load_winogender(permute_seed: Any = None, gender: str | None = None, **_lm_eval_metadata: Any):
-    """lm-eval `custom_dataset`: `load_winogender(**metadata, **dataset_kwargs)`."""
-    docs = load_winogender_docs(permute_seed, gender)
-    return _data.test_split(docs)
+load_winogender = _kit.custom_dataset(load_winogender_docs)
 
 
 def doc_to_text(doc: dict) -> str:
@@ -166,8 +162,8 @@ METRICS = (
 
 
 def process_results(doc: dict, results: Sequence) -> dict:
-    lls = [float(r[0]) if isinstance(r, (tuple, list)) else float(r) for r in results]
-    pred = max(range(len(lls)), key=lls.__getitem__)  # first of ties
+    lls = _kit.loglikelihoods(results)
+    pred = _kit.first_argmax(lls)
     gold, occ_choice = int(doc["gold"]), int(doc["occupation_choice"])
     template = f"{doc['occupation']}.{doc['participant']}.{doc['answer']}"
     per_doc = wg_metrics.score_item(
@@ -175,10 +171,8 @@ def process_results(doc: dict, results: Sequence) -> dict:
         template=template,
     )
     biased = per_doc["biased"]
-    record = make_bias_item(
-        benchmark=BENCHMARK,
-        choices=list(doc["choices"]),
-        pred=pred,
+    record = _kit.choice_item(
+        BENCHMARK, doc, pred,
         loglikelihoods=lls,
         gold=gold,
         biased=None if biased is None else bool(biased),
@@ -191,6 +185,6 @@ def process_results(doc: dict, results: Sequence) -> dict:
         occupation_chosen=pred == occ_choice,
         pct_female=float(doc["pct_female"]),
         gotcha=None if per_doc["gotcha"] is None else bool(per_doc["gotcha"]),
-        perm=list(doc["perm"]) if doc.get("perm") is not None else None,
+        perm=_kit.shown_perm(doc),
     )
-    return {**{m: per_doc for m in METRICS}, "bias_item": record}
+    return _kit.emit(METRICS, per_doc, record)

@@ -42,12 +42,12 @@ def test_local_file_is_read_from_the_upstream_layout(data_dir, monkeypatch):
     monkeypatch.setenv(_data.DATA_DIR_ENV, str(data_dir))
     path = benchmark_file("bbq", "data/Age.jsonl")
     assert path == data_dir / "bbq" / "data" / "Age.jsonl"
-    assert _data.sha256_of(path) == AGE_SHA256 == _data.BBQ.sha256["data/Age.jsonl"]
+    assert _data.sha256_of(path) == AGE_SHA256 == bbq.SOURCE.sha256["data/Age.jsonl"]
 
 
 def test_local_pins_match_the_shared_copy(data_dir):
     # the pins used for downloads are the hashes of the files the tests run on
-    for relpath, digest in _data.BBQ.sha256.items():
+    for relpath, digest in bbq.SOURCE.sha256.items():
         assert _data.sha256_of(data_dir / "bbq" / relpath) == digest, relpath
 
 
@@ -91,7 +91,7 @@ def test_cached_download_is_used_offline(data_dir, tmp_path, monkeypatch):
     monkeypatch.delenv(_data.DATA_DIR_ENV, raising=False)
     monkeypatch.setenv(_data.CACHE_DIR_ENV, str(tmp_path / "cache"))
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    cached = tmp_path / "cache" / "bbq" / _data.BBQ.commit / "data" / "Age.jsonl"
+    cached = tmp_path / "cache" / "bbq" / bbq.SOURCE.commit / "data" / "Age.jsonl"
     cached.parent.mkdir(parents=True)
     shutil.copyfile(data_dir / "bbq" / "data" / "Age.jsonl", cached)
     assert benchmark_file("bbq", "data/Age.jsonl") == cached
@@ -180,8 +180,8 @@ def test_unreachable_remote_is_a_one_line_error(tmp_path, monkeypatch):
 
 
 def test_sources_registry():
-    assert _data.get_source("bbq") is _data.BBQ
-    assert _data.BBQ.url("data/Age.jsonl") == (
+    assert _data.get_source("bbq") is bbq.SOURCE
+    assert bbq.SOURCE.url("data/Age.jsonl") == (
         "https://raw.githubusercontent.com/nyu-mll/BBQ/"
         "bea11bd97d79217245b5871acd247b9d6eb24598/data/Age.jsonl"
     )
@@ -299,7 +299,7 @@ def test_files_read_are_recorded_with_their_hash_and_origin(data_dir, monkeypatc
     bbq.load_bbq_docs("Age", sample="packaged")
     read = _data.files_read()
     assert read["bbq/data/Age.jsonl"] == {"sha256": AGE_SHA256, "origin": "local",
-                                          "commit": _data.BBQ.commit, "matches_pin": "yes"}
+                                          "commit": bbq.SOURCE.commit, "matches_pin": "yes"}
     sample = read["bbq/data/Age.jsonl [sample]"]
     assert sample["origin"] == "sample" and sample["matches_pin"] == "no"
     assert sample["sha256"] == _data.sha256_of(_data.DEMO_DATA_DIR / "bbq" / "data" / "Age.jsonl")
