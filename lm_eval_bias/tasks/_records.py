@@ -1,4 +1,5 @@
-"""The per-item record every task of this package emits: `bias_item` (docs/architecture.md).
+"""The per-item record every task of this package emits: `bias_item` (its fields:
+`lm_eval_bias.record_schema`, printed in docs/architecture.md).
 
 `make_bias_item` is the only way such a record is built. It checks every field's type, so a task
 bug fails at the first item instead of producing a run the analysis cannot read.
@@ -11,20 +12,7 @@ from collections.abc import Sequence
 from numbers import Integral, Real
 from typing import Any
 
-BIAS_ITEM_VERSION = 1
-
-_CORE_KEYS = (
-    "v",
-    "benchmark",
-    "choices",
-    "pred",
-    "invalid",
-    "probs",
-    "gold",
-    "biased",
-    "groups",
-    "axis",
-)
+from lm_eval_bias.record_schema import BIAS_ITEM_VERSION, CORE_KEYS
 
 
 def normalize_loglikelihoods(lls: Sequence[float]) -> list[float]:
@@ -136,8 +124,10 @@ def make_bias_item(
         "groups": list(groups),
         "axis": axis,
     }
+    if tuple(record) != CORE_KEYS:  # the schema and this builder must name the same fields
+        raise RuntimeError(f"make_bias_item writes {tuple(record)}, the schema has {CORE_KEYS}")
     for key, value in extra.items():
-        if key in _CORE_KEYS:
+        if key in CORE_KEYS:
             raise ValueError(f"bias_item extra key {key!r} collides with a core key")
         _check_json_value(key, value)
         record[key] = list(value) if isinstance(value, tuple) else value
