@@ -55,6 +55,7 @@ from lm_eval_bias.record_schema import (
     DERIVED_COLUMNS,
     EXTRA_FIELDS,
     SAMPLE_COLUMNS,
+    RecordField,
     read_fields,
 )
 
@@ -307,6 +308,9 @@ def _as_probs(x: Any, n: int) -> list[float] | None:
     """Null, or one finite, non-negative float per choice, summing to 1."""
     if x is None:
         return None
+    if (type(x) is list and len(x) == n and all(type(v) is float and 0.0 <= v <= 1.0 for v in x)
+            and abs(sum(x) - 1.0) <= PROBS_SUM_TOL):
+        return x  # the common case, checked once
     if type(x) is not list or len(x) != n:
         raise _BadValue(f"probs must be null or a list of {n} numbers (one per choice), "
                         f"got {_short(x)}")
@@ -413,11 +417,28 @@ def _opt_object(x: Any, key: str) -> dict | None:
     return x if isinstance(x, dict) else None
 
 
-#: The coercion of each reader kind (`record_schema.READER_KINDS`); options and probs are checked
-#: against the record's choices in `_row`.
-_COERCE = {"int": _opt_int, "bool": _opt_bool, "str": lambda x, key: _opt_str(x),
-           "object": _opt_object}
-_OPTIONS = ("pred", "gold")
+def _coercer(f: RecordField):
+    """fn(value, number of choices) -> the table value of record field `f`, by its reader kind;
+    option indexes (pred, gold) and probs are checked against the record's choices."""
+    key = f"bias_item.{f.name}"
+    if f.name in ("pred", "gold"):
+        return lambda x, n: _as_option(x, key, n)
+    if f.reader == "probs":
+        return lambda x, n: None if x is None else _as_probs(x, n)
+    if f.reader == "groups":
+        return lambda x, n: _as_groups(x)
+    if f.reader == "int":
+        return lambda x, n: _opt_int(x, key)
+    if f.reader == "bool":
+        return lambda x, n: _opt_bool(x, key)
+    if f.reader == "str":
+        return lambda x, n: _opt_str(x)
+    return lambda x, n: x if isinstance(x, dict) else None
+
+
+_COERCERS = tuple((f.name, _coercer(f)) for f in _READ_FIELDS)
+_I_INVALID, _I_PRED, _I_LABEL = (
+    [f.name for f in _READ_FIELDS].index(k) for k in ("invalid", "pred", "label"))
 
 
 def _row(rec: dict, item: dict, task: str) -> tuple:
@@ -429,21 +450,11 @@ def _row(rec: dict, item: dict, task: str) -> tuple:
     if type(filt) is not str or not filt:
         filt = _as_str(filt) or "none"
     n = _as_choices(item.get("choices"))
-    values = {}
-    for f in _READ_FIELDS:
-        x = item.get(f.name)
-        if f.name in _OPTIONS:
-            values[f.name] = _as_option(x, f"bias_item.{f.name}", n)
-        elif f.reader == "probs":
-            values[f.name] = _as_probs(x, n)
-        elif f.reader == "groups":
-            values[f.name] = _as_groups(x)
-        else:
-            values[f.name] = _COERCE[f.reader](x, f"bias_item.{f.name}")
-    invalid = values["invalid"]
-    values["invalid"] = bool(invalid) or (values["pred"] is None and values["label"] is None)
+    values = [fn(item.get(name), n) for name, fn in _COERCERS]
+    values[_I_INVALID] = bool(values[_I_INVALID]) or (
+        values[_I_PRED] is None and values[_I_LABEL] is None)
     return (task, filt, doc_id, _opt_str(rec.get("doc_hash")), _opt_str(rec.get("prompt_hash")),
-            _opt_str(rec.get("target_hash"))) + tuple(values[f.name] for f in _READ_FIELDS)
+            _opt_str(rec.get("target_hash")), *values)
 
 
 def _lines(path: Path):
