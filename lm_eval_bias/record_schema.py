@@ -101,6 +101,9 @@ DERIVED_COLUMNS = ("entropy_norm", "uncertainty")
 
 CORE_KEYS: tuple[str, ...] = tuple(f.name for f in CORE_FIELDS)
 
+#: The declared extras by name (make_bias_item checks their type by reader kind).
+EXTRAS_BY_NAME: dict[str, RecordField] = {f.name: f for f in EXTRA_FIELDS}
+
 
 def read_fields() -> tuple[RecordField, ...]:
     """The record fields the reader takes into the item table: core first, then extras."""

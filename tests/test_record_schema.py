@@ -68,3 +68,14 @@ def test_extras_do_not_shadow_core_fields_and_kinds_are_checked():
     assert not {f.name for f in EXTRA_FIELDS} & set(CORE_KEYS)
     with pytest.raises(ValueError, match="reader kind"):
         RecordField("x", "int", "m", "all", reader="float")
+
+
+@pytest.mark.parametrize(("key", "value"), [("biased_choice", "0"), ("biased_choice", True),
+                                            ("unknown_chosen", 1), ("context_condition", 0)])
+def test_make_bias_item_checks_declared_extras_by_their_reader_kind(key, value):
+    with pytest.raises(TypeError, match=key):
+        make_bias_item(benchmark="bbq", choices=["a", "b"], pred=0, gold=1, biased=True,
+                       groups=["g"], axis="Age", **{key: value})
+    rec = make_bias_item(benchmark="bbq", choices=["a", "b"], pred=0, gold=1, biased=True,
+                         groups=["g"], axis="Age", **{key: None})
+    assert rec[key] is None

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from numbers import Integral, Real
 from typing import Any
 
-from lm_eval_bias.record_schema import BIAS_ITEM_VERSION, CORE_KEYS
+from lm_eval_bias.record_schema import BIAS_ITEM_VERSION, CORE_KEYS, EXTRAS_BY_NAME
 
 
 def normalize_loglikelihoods(lls: Sequence[float]) -> list[float]:
@@ -57,6 +57,22 @@ def _check_json_value(key: str, value: Any) -> None:
         f"bias_item extra key {key!r} must be a JSON scalar or a list of them, "
         f"got {type(value).__name__}"
     )
+
+
+#: The Python types each reader kind of a declared extra accepts (None is always accepted).
+_KIND_TYPES: dict[str, tuple[type, ...]] = {"int": (Integral,), "bool": (bool,), "str": (str,),
+                                             "object": (dict,)}
+
+
+def _check_declared_extra(key: str, value: Any) -> None:
+    """A declared extra (`record_schema.EXTRA_FIELDS`) has the type the reader expects."""
+    kind = EXTRAS_BY_NAME[key].reader
+    types = _KIND_TYPES.get(kind)
+    if value is None or types is None:
+        return
+    if not isinstance(value, types) or (kind == "int" and isinstance(value, bool)):
+        raise TypeError(f"bias_item extra key {key!r} must be {kind} or None "
+                        f"(record_schema.EXTRA_FIELDS), got {type(value).__name__}")
 
 
 def make_bias_item(
@@ -129,6 +145,8 @@ def make_bias_item(
     for key, value in extra.items():
         if key in CORE_KEYS:
             raise ValueError(f"bias_item extra key {key!r} collides with a core key")
+        if key in EXTRAS_BY_NAME:
+            _check_declared_extra(key, value)
         _check_json_value(key, value)
         record[key] = list(value) if isinstance(value, tuple) else value
     return record
