@@ -19,13 +19,16 @@ import pandas as pd
 
 from lm_eval_bias.analysis.runs import Run
 from lm_eval_bias.errors import BiasEvalError
+from lm_eval_bias.record_schema import DERIVED_COLUMNS, read_fields
 
-#: Per-item columns taken from each run into the paired table (as base_<col> / other_<col>).
-PAIRED_VALUE_COLUMNS = ("pred", "invalid", "gold", "biased", "label", "probs", "entropy_norm",
-                        "uncertainty", "unknown_chosen", "prompt_hash", "scores")
+#: Per-item columns taken from each run into the paired table (as base_<col> / other_<col>): the
+#: record fields whose pairing role is "value" (`lm_eval_bias.record_schema`), the columns derived
+#: from `probs`, and the prompt hash.
+PAIRED_VALUE_COLUMNS = (tuple(f.name for f in read_fields() if f.pairing == "value")
+                        + DERIVED_COLUMNS + ("prompt_hash",))
 #: Columns that describe the document, taken from the base run.
-PAIRED_DOC_COLUMNS = ("task", "filter", "doc_id", "doc_hash", "groups", "axis", "benchmark",
-                      "context_condition", "question_polarity")
+PAIRED_DOC_COLUMNS = (("task", "filter", "doc_id", "doc_hash")
+                      + tuple(f.name for f in read_fields() if f.pairing == "doc"))
 
 
 def _label(run: Run, side: str) -> str:

@@ -16,16 +16,18 @@ The reader takes the newest ``results_*.json`` under the folder (searched recurs
 samples files of the same timestamp in the same folder. It streams the samples line by line into
 columns and refuses, with a one-line `BiasEvalError`, anything it cannot read faithfully.
 
-Item table columns (`ITEM_COLUMNS`, in order)::
+Item table columns (`ITEM_COLUMNS`, in order): the sample line's ``task, filter, doc_id,
+doc_hash, prompt_hash, target_hash``; the record's core fields (``benchmark, pred, invalid, probs,
+gold, biased, groups, axis``); ``entropy_norm, uncertainty`` derived from ``probs``; then the
+benchmark-specific extras the schema lists (``label, scores``; BBQ's ``context_condition``, ...).
+Which record fields are read, and how each is typed, is `lm_eval_bias.record_schema`'s table.
 
-    task, filter, doc_id, doc_hash, prompt_hash, target_hash,
-    benchmark, pred, invalid, gold, biased, label, groups, axis, probs, entropy_norm, uncertainty,
-    context_condition, question_polarity, unknown_chosen, biased_choice, unknown_choice, scores
-
-``pred``/``gold``/``biased_choice``/``unknown_choice`` are nullable ``Int64``, ``biased`` and
-``unknown_chosen`` nullable ``boolean``, ``groups`` a list of str, ``probs`` a list of float or
-None, ``entropy_norm`` float (NaN without probs), ``uncertainty`` "low"/"medium"/"high"/None.
-``invalid`` is the record's flag, also set when the record has neither ``pred`` nor ``label``.
+Integer fields are nullable ``Int64``, booleans nullable ``boolean``, ``groups`` a list of str,
+``probs`` a list of float or None, ``entropy_norm`` float (NaN without probs), ``uncertainty``
+"low"/"medium"/"high"/None. ``invalid`` is the record's flag, also set when the record has neither
+``pred`` nor ``label``. ``pred`` and ``gold`` must index the record's ``choices``, ``probs`` must
+have one finite, non-negative value per choice summing to 1 (within `PROBS_SUM_TOL`), and
+``groups`` must be a flat list of strings; a record that breaks any of these is refused.
 """
 
 from __future__ import annotations
@@ -48,20 +50,27 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.metrics.uncertainty import normalized_entropies, uncertainty_bins
+from lm_eval_bias.record_schema import (
+    CORE_FIELDS,
+    DERIVED_COLUMNS,
+    EXTRA_FIELDS,
+    SAMPLE_COLUMNS,
+    RecordField,
+    read_fields,
+)
 
 #: `bias_item` versions this reader understands.
 KNOWN_BIAS_ITEM_VERSIONS = (1,)
 
-ITEM_COLUMNS = (
-    "task", "filter", "doc_id", "doc_hash", "prompt_hash", "target_hash",
-    "benchmark", "pred", "invalid", "gold", "biased", "label", "groups", "axis", "probs",
-    "entropy_norm", "uncertainty",
-    "context_condition", "question_polarity", "unknown_chosen", "biased_choice", "unknown_choice",
-    "scores",
-)
-_INT_COLUMNS = ("pred", "gold", "biased_choice", "unknown_choice")
-_BOOL_COLUMNS = ("biased", "unknown_chosen")
-_STR_EXTRAS = ("benchmark", "label", "context_condition", "question_polarity")
+#: The item table's record columns and how each is coerced: `lm_eval_bias.record_schema`.
+_READ_FIELDS = read_fields()
+ITEM_COLUMNS = (SAMPLE_COLUMNS + tuple(f.name for f in CORE_FIELDS if f.reader)
+                + DERIVED_COLUMNS + tuple(f.name for f in EXTRA_FIELDS if f.reader))
+_INT_COLUMNS = tuple(f.name for f in _READ_FIELDS if f.reader == "int")
+_BOOL_COLUMNS = tuple(f.name for f in _READ_FIELDS if f.reader == "bool")
+_OBJECT_COLUMNS = tuple(f.name for f in _READ_FIELDS if f.reader in ("groups", "probs", "object"))
+#: tolerance of the check that `probs` sums to 1
+PROBS_SUM_TOL = 1e-6
 
 _RESULTS_RE = re.compile(r"^results_(?P<ts>.+)\.json$")
 
@@ -275,32 +284,46 @@ def _as_str(x: Any) -> str | None:
 
 
 def _as_groups(x: Any) -> list[str]:
-    if x is None or _is_nan(x):
-        return []
-    if isinstance(x, str):
-        return [x]
-    if isinstance(x, (list, tuple)):
-        return [str(g) for g in x if g is not None and not _is_nan(g)]
-    raise _BadValue(f"groups must be a list of strings, got {_short(x)}")
+    if type(x) is list and all(type(g) is str for g in x):
+        return x
+    raise _BadValue(f"groups must be a flat list of strings, got {_short(x)}")
 
 
-def _as_probs(x: Any) -> list[float] | None:
-    if x is None or _is_nan(x):
+def _as_choices(x: Any) -> int:
+    """The number of options of a record; its `choices` must be a list of >= 2 strings."""
+    if type(x) is list and len(x) >= 2 and all(type(c) is str for c in x):
+        return len(x)
+    raise _BadValue(f"choices must be a list of at least 2 strings, got {_short(x)}")
+
+
+def _as_option(x: Any, key: str, n: int) -> int | None:
+    """An option index (pred, gold): null or an integer in [0, n)."""
+    out = _opt_int(x, key)
+    if out is not None and not 0 <= out < n:
+        raise _BadValue(f"{key} must index the {n} choices (0 to {n - 1}), got {out}")
+    return out
+
+
+def _as_probs(x: Any, n: int) -> list[float] | None:
+    """Null, or one finite, non-negative float per choice, summing to 1."""
+    if x is None:
         return None
-    if not isinstance(x, (list, tuple)):
-        raise _BadValue(f"probs must be a list of numbers or null, got {_short(x)}")
-    out = []
-    for v in x:
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            if v is None:
-                v = math.nan
-            else:
-                raise _BadValue(f"probs must be a list of numbers or null, got {_short(x)}")
-        v = float(v)
-        if v < 0:
-            raise _BadValue(f"probs must be >= 0, got {_short(x)}")
-        out.append(v)
-    return out or None
+    if (type(x) is list and len(x) == n and all(type(v) is float and 0.0 <= v <= 1.0 for v in x)
+            and abs(sum(x) - 1.0) <= PROBS_SUM_TOL):
+        return x  # the common case, checked once
+    if type(x) is not list or len(x) != n:
+        raise _BadValue(f"probs must be null or a list of {n} numbers (one per choice), "
+                        f"got {_short(x)}")
+    out = x
+    if not all(type(v) is float for v in x):
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in x):
+            raise _BadValue(f"probs must be a list of numbers, got {_short(x)}")
+        out = [float(v) for v in x]
+    if not all(0.0 <= v <= 1.0 for v in out):  # False for NaN too
+        raise _BadValue(f"probs must be finite and >= 0, got {_short(x)}")
+    if abs(math.fsum(out) - 1.0) > PROBS_SUM_TOL:
+        raise _BadValue(f"probs must sum to 1 (within {PROBS_SUM_TOL}), got {_short(x)}")
+    return out
 
 
 # ----------------------------------------------------------------------------- reading
@@ -328,10 +351,7 @@ def _loads(line: bytes) -> Any:
     return obj
 
 
-_ROW_KEYS = ("task", "filter", "doc_id", "doc_hash", "prompt_hash", "target_hash", "pred",
-             "invalid", "gold", "biased", "label", "groups", "axis", "probs", "unknown_chosen",
-             "biased_choice", "unknown_choice", "scores", "benchmark", "context_condition",
-             "question_polarity")
+_ROW_KEYS = SAMPLE_COLUMNS + tuple(f.name for f in _READ_FIELDS)
 
 
 def _opt_int(x: Any, key: str) -> int | None:
@@ -346,18 +366,6 @@ def _opt_bool(x: Any, key: str) -> bool | None:
 
 def _opt_str(x: Any) -> str | None:
     return x if x is None or type(x) is str else _as_str(x)
-
-
-def _fast_groups(x: Any) -> list[str]:
-    if type(x) is list and all(type(g) is str for g in x):
-        return x
-    return _as_groups(x)
-
-
-def _fast_probs(x: Any) -> list[float] | None:
-    if type(x) is list and x and all(type(v) is float and v >= 0 for v in x):
-        return x
-    return _as_probs(x)
 
 
 def _parse_line(line: bytes, where: str) -> dict:
@@ -405,6 +413,34 @@ def _check_item(item: Any, where: str) -> None:
         )
 
 
+def _opt_object(x: Any, key: str) -> dict | None:
+    return x if isinstance(x, dict) else None
+
+
+def _coercer(f: RecordField):
+    """fn(value, number of choices) -> the table value of record field `f`, by its reader kind;
+    option indexes (pred, gold) and probs are checked against the record's choices."""
+    key = f"bias_item.{f.name}"
+    if f.name in ("pred", "gold"):
+        return lambda x, n: _as_option(x, key, n)
+    if f.reader == "probs":
+        return lambda x, n: None if x is None else _as_probs(x, n)
+    if f.reader == "groups":
+        return lambda x, n: _as_groups(x)
+    if f.reader == "int":
+        return lambda x, n: _opt_int(x, key)
+    if f.reader == "bool":
+        return lambda x, n: _opt_bool(x, key)
+    if f.reader == "str":
+        return lambda x, n: _opt_str(x)
+    return lambda x, n: x if isinstance(x, dict) else None
+
+
+_COERCERS = tuple((f.name, _coercer(f)) for f in _READ_FIELDS)
+_I_INVALID, _I_PRED, _I_LABEL = (
+    [f.name for f in _READ_FIELDS].index(k) for k in ("invalid", "pred", "label"))
+
+
 def _row(rec: dict, item: dict, task: str) -> tuple:
     """The values of `_ROW_KEYS` of one sample line; raises `_BadValue` on a badly typed one."""
     doc_id = _opt_int(rec.get("doc_id"), "doc_id")
@@ -413,35 +449,12 @@ def _row(rec: dict, item: dict, task: str) -> tuple:
     filt = rec.get("filter")
     if type(filt) is not str or not filt:
         filt = _as_str(filt) or "none"
-    pred = _opt_int(item.get("pred"), "bias_item.pred")
-    label = _opt_str(item.get("label"))
-    invalid = item.get("invalid")
-    if type(invalid) is not bool:
-        invalid = bool(_as_bool(invalid, "bias_item.invalid"))
-    scores = item.get("scores")
-    return (
-        task,
-        filt,
-        doc_id,
-        _opt_str(rec.get("doc_hash")),
-        _opt_str(rec.get("prompt_hash")),
-        _opt_str(rec.get("target_hash")),
-        pred,
-        invalid or (pred is None and label is None),
-        _opt_int(item.get("gold"), "bias_item.gold"),
-        _opt_bool(item.get("biased"), "bias_item.biased"),
-        label,
-        _fast_groups(item.get("groups")),
-        _opt_str(item.get("axis")),
-        _fast_probs(item.get("probs")),
-        _opt_bool(item.get("unknown_chosen"), "bias_item.unknown_chosen"),
-        _opt_int(item.get("biased_choice"), "bias_item.biased_choice"),
-        _opt_int(item.get("unknown_choice"), "bias_item.unknown_choice"),
-        scores if isinstance(scores, dict) else None,
-        _opt_str(item.get("benchmark")),
-        _opt_str(item.get("context_condition")),
-        _opt_str(item.get("question_polarity")),
-    )
+    n = _as_choices(item.get("choices"))
+    values = [fn(item.get(name), n) for name, fn in _COERCERS]
+    values[_I_INVALID] = bool(values[_I_INVALID]) or (
+        values[_I_PRED] is None and values[_I_LABEL] is None)
+    return (task, filt, doc_id, _opt_str(rec.get("doc_hash")), _opt_str(rec.get("prompt_hash")),
+            _opt_str(rec.get("target_hash")), *values)
 
 
 def _lines(path: Path):
@@ -523,7 +536,7 @@ def _build_table(cols: dict[str, list]) -> pd.DataFrame:
             data[c] = np.asarray(values, dtype=bool)
         elif c == "doc_id":
             data[c] = np.asarray(values, dtype="int64")
-        elif c in ("groups", "probs", "scores"):
+        elif c in _OBJECT_COLUMNS:
             arr = np.empty(n, dtype=object)
             arr[:] = values
             data[c] = arr

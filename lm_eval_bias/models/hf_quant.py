@@ -8,19 +8,9 @@ none) and the options of the chosen method (rtn: bits, group_size, sym, skip; li
 because lm-eval splits model_args on commas). What was done reaches the results JSON as
 `config.quantization` (see `QuantizationReport`).
 
-Methods (`lm_eval_bias/models/quant/`, one module each; `QUANTIZERS.names()` lists them):
-
-| quant= | library | when | options |
-|---|---|---|---|
-| none | | | the model as loaded |
-| rtn | torch | post-load, simulated | bits 2-8, group_size, sym, skip |
-| rtn_act | torch | post-load, simulated W+A | rtn's + act_bits, smooth_alpha (SmoothQuant) |
-| bnb8, nf4, fp4 | bitsandbytes | while loading | threshold (bnb8); bnb_4bit_compute_dtype, double_quant (4-bit); skip |
-| torchao_int8, torchao_w8a8 | torchao | post-load | skip |
-| torchao_intx | torchao | post-load | bits 1-8, group_size, sym, skip |
-| quanto | optimum-quanto | post-load | weights (int8, int4, int2, float8), skip |
-| gptq | gptqmodel (via optimum) | post-load, calibrated | bits 2/3/4/8, group_size, sym, desc_act, damp_percent, calib, n_calib, calib_len, calib_seed |
-| prequantized | the checkpoint's | saved quantized | none; the default for a quantized checkpoint |
+Methods: `lm_eval_bias/models/quant/`, one module each; `QUANTIZERS.names()` lists them, and the
+"Quantization" table of README.md describes them (the only copy of that table; a test checks it
+against the registry).
 
 lm-eval's `autogptq=true` / `gptqmodel=true` are routed to quant=gptq (`route_legacy_gptq`).
 

@@ -1,4 +1,5 @@
-"""The per-item record every task of this package emits: `bias_item` (docs/architecture.md).
+"""The per-item record every task of this package emits: `bias_item` (its fields:
+`lm_eval_bias.record_schema`, printed in docs/architecture.md).
 
 `make_bias_item` is the only way such a record is built. It checks every field's type, so a task
 bug fails at the first item instead of producing a run the analysis cannot read.
@@ -11,20 +12,7 @@ from collections.abc import Sequence
 from numbers import Integral, Real
 from typing import Any
 
-BIAS_ITEM_VERSION = 1
-
-_CORE_KEYS = (
-    "v",
-    "benchmark",
-    "choices",
-    "pred",
-    "invalid",
-    "probs",
-    "gold",
-    "biased",
-    "groups",
-    "axis",
-)
+from lm_eval_bias.record_schema import BIAS_ITEM_VERSION, CORE_KEYS, EXTRAS_BY_NAME
 
 
 def normalize_loglikelihoods(lls: Sequence[float]) -> list[float]:
@@ -69,6 +57,22 @@ def _check_json_value(key: str, value: Any) -> None:
         f"bias_item extra key {key!r} must be a JSON scalar or a list of them, "
         f"got {type(value).__name__}"
     )
+
+
+#: The Python types each reader kind of a declared extra accepts (None is always accepted).
+_KIND_TYPES: dict[str, tuple[type, ...]] = {"int": (Integral,), "bool": (bool,), "str": (str,),
+                                             "object": (dict,)}
+
+
+def _check_declared_extra(key: str, value: Any) -> None:
+    """A declared extra (`record_schema.EXTRA_FIELDS`) has the type the reader expects."""
+    kind = EXTRAS_BY_NAME[key].reader
+    types = _KIND_TYPES.get(kind)
+    if value is None or types is None:
+        return
+    if not isinstance(value, types) or (kind == "int" and isinstance(value, bool)):
+        raise TypeError(f"bias_item extra key {key!r} must be {kind} or None "
+                        f"(record_schema.EXTRA_FIELDS), got {type(value).__name__}")
 
 
 def make_bias_item(
@@ -136,9 +140,13 @@ def make_bias_item(
         "groups": list(groups),
         "axis": axis,
     }
+    if tuple(record) != CORE_KEYS:  # the schema and this builder must name the same fields
+        raise RuntimeError(f"make_bias_item writes {tuple(record)}, the schema has {CORE_KEYS}")
     for key, value in extra.items():
-        if key in _CORE_KEYS:
+        if key in CORE_KEYS:
             raise ValueError(f"bias_item extra key {key!r} collides with a core key")
+        if key in EXTRAS_BY_NAME:
+            _check_declared_extra(key, value)
         _check_json_value(key, value)
         record[key] = list(value) if isinstance(value, tuple) else value
     return record

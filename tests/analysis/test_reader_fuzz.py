@@ -2,7 +2,7 @@
 
 The starting point is a samples file in lm-eval 0.4.13's own format (conftest.write_run: the keys
 lm-eval writes, ensure_ascii=False, bare NaN where a float is NaN) with `bias_item` records,
-non-ASCII group names (so that a cut can split a multi-byte character) and one NaN probability.
+non-ASCII group names (so that a cut can split a multi-byte character) and one NaN value (`gold`).
 Hypothesis then damages it the ways a crashed or tampered run does: cut at a random byte, flip
 bytes, insert bytes that are not UTF-8, insert or substitute a bare NaN, duplicate lines, cut a
 line in the middle (the next one is appended to it, as after a crash and a rerun into the same
@@ -42,7 +42,8 @@ ITEMS = [
      "biased": [True, False, None][d % 3], "probs": [LOW, MED, HIGH, None][d % 4]}
     for d in range(10)
 ]
-ITEMS[5] = dict(ITEMS[5], probs=[float("nan"), 0.5, 0.5])  # lm-eval writes a bare NaN
+# lm-eval writes a bare NaN (a NaN probability is refused, so the NaN sits in a nullable field)
+ITEMS[5] = dict(ITEMS[5], bias_item_extra={"gold": float("nan")})
 
 
 @pytest.fixture(scope="module")

@@ -128,16 +128,16 @@ def test_several_filters_stay_distinct(tmp_path):
 
 
 def test_bare_nan_in_a_samples_line(tmp_path):
-    items = [dict(ITEMS[0], probs=[math.nan, 0.5, 0.5]),
-             dict(ITEMS[1], bias_item_extra={"biased": math.nan, "gold": math.nan})]
+    # a bare NaN where a nullable field is expected reads as null; a NaN probability is refused
+    # (no record of this package has one: `probs` is a softmax)
+    items = [ITEMS[0], dict(ITEMS[1], bias_item_extra={"biased": math.nan, "gold": math.nan})]
     files = write_run(tmp_path / "run", items)
     text = files.samples["bias_a"].read_text()
     assert "NaN" in text  # written as lm-eval writes it: a bare NaN, not valid strict JSON
     run = read_run(files.out)
-    assert math.isnan(run.items.loc[0, "probs"][0])
-    assert math.isnan(run.items.loc[0, "entropy_norm"])
-    assert pd.isna(run.items.loc[0, "uncertainty"])
     assert pd.isna(run.items.loc[1, "biased"]) and pd.isna(run.items.loc[1, "gold"])
+    files = write_run(tmp_path / "run2", [dict(ITEMS[0], probs=[math.nan, 0.5, 0.5])])
+    refused(files.out, f"{files.samples['bias_a']}:1:", "probs must be finite")
 
 
 def test_task_without_bias_item_is_skipped_and_listed(tmp_path):
@@ -211,11 +211,42 @@ def test_refuses_unknown_bias_item_version(tmp_path, v):
     refused(files.out, f"{files.samples['bias_a']}:2", f"v={v!r}", "upgrade lm-eval-bias")
 
 
-def test_refuses_bad_bias_item_values(tmp_path):
-    files = write_run(tmp_path / "run", [dict(ITEMS[0], bias_item_extra={"pred": "first"})])
-    refused(files.out, f"{files.samples['bias_a']}:1", "pred")
-    files = write_run(tmp_path / "run2", [dict(ITEMS[0], probs=[0.5, -0.5, 1.0])])
-    refused(files.out, f"{files.samples['bias_a']}:1", "probs")
+_BAD_VALUES = [
+    ({"pred": "first"}, "pred"),
+    ({"probs": [0.5, -0.5, 1.0]}, "probs must be finite and >= 0"),
+    # checked against the record's own choices (3 of them)
+    ({"pred": 3}, "pred must index the 3 choices"),
+    ({"pred": -1}, "pred must index the 3 choices"),
+    ({"gold": 3}, "gold must index the 3 choices"),
+    ({"probs": [0.5, 0.5]}, "list of 3 numbers"),
+    ({"probs": [0.5, 0.3, 0.1]}, "probs must sum to 1"),
+    ({"probs": [1.0, 0.0, 1e-5]}, "probs must sum to 1"),
+    ({"probs": [0.5, "0.25", 0.25]}, "probs must be a list of numbers"),
+    ({"probs": [0.5, None, 0.5]}, "probs must be a list of numbers"),
+    ({"probs": [0.5, 0.5, float("inf")]}, "probs must be finite"),
+    ({"probs": []}, "list of 3 numbers"),
+    ({"probs": 1.0}, "list of 3 numbers"),
+    ({"groups": "Muslim"}, "groups must be a flat list of strings"),
+    ({"groups": [["Muslim"], "Jewish"]}, "groups must be a flat list of strings"),
+    ({"groups": ["Muslim", None]}, "groups must be a flat list of strings"),
+    ({"groups": [1]}, "groups must be a flat list of strings"),
+    ({"choices": ["only one"]}, "choices must be a list of at least 2 strings"),
+    ({"choices": None}, "choices must be a list of at least 2 strings"),
+]
+
+
+@pytest.mark.parametrize(("extra", "says"), _BAD_VALUES)
+def test_refuses_bad_bias_item_values(tmp_path, extra, says):
+    files = write_run(tmp_path / "run", [ITEMS[0], dict(ITEMS[1], bias_item_extra=extra)])
+    refused(files.out, f"{files.samples['bias_a']}:2:", says)
+
+
+def test_reads_probs_that_sum_to_one_within_the_tolerance(tmp_path):
+    probs = [0.5, 0.25, 0.25 + 5e-7]
+    files = write_run(tmp_path / "run", [ITEMS[0], dict(ITEMS[1], bias_item_extra={
+        "probs": probs, "groups": []})])
+    run = read_run(files.out)
+    assert run.items.loc[1, "probs"] == probs and run.items.loc[1, "groups"] == []
 
 
 def test_refuses_run_without_any_bias_item(tmp_path):
