@@ -252,6 +252,78 @@ lm-eval-bias leaderboard submissions/ --output site/
         return 0
 
 
+class Quantize(Subcommand):
+    name = "quantize"
+    help = ("Write a real quantized checkpoint (compressed-tensors with llmcompressor, or GPTQ "
+            "with gptqmodel) that lm_eval --model hf / vllm / hf-quant load unchanged.")
+    examples = """
+lm-eval-bias quantize HuggingFaceTB/SmolLM2-135M --method rtn --scheme W4A16 --group-size 64 \\
+    --output ckpt/smollm2-w4a16-g64
+lm-eval-bias quantize /models/llama --method smoothquant --scheme W8A8 --calib wikitext2 \\
+    --output ckpt/llama-w8a8 --python ~/.cache/lm_eval_bias/llmcompressor-venv/bin/python
+lm-eval-bias quantize /models/llama --method gptq --scheme W4A16 --format gptq --calib c4.jsonl \\
+    --output ckpt/llama-gptq
+"""
+
+    def add_arguments(self, parser):
+        from lm_eval_bias.models.quantize_checkpoint import FORMATS, METHODS, SCHEMES
+
+        parser.add_argument("model", metavar="MODEL", help="checkpoint folder or hub id")
+        parser.add_argument("--method", required=True, choices=METHODS)
+        parser.add_argument("--scheme", required=True, choices=list(SCHEMES),
+                            help="W4A16 / W8A16: int weights, 16-bit activations; W8A8: int8 "
+                                 "weights and dynamic per-token int8 activations")
+        parser.add_argument("--group-size", "--group_size", type=int, metavar="N",
+                            help="input features per weight scale; -1: one per output row "
+                                 "(default: 128 for W4A16, -1 for W8A16 and W8A8)")
+        parser.add_argument("--asym", action="store_true",
+                            help="asymmetric weights (integer zero points); default symmetric")
+        parser.add_argument("--ignore", default="lm_head", metavar="LIST",
+                            help="comma-separated modules kept in full precision (default "
+                                 "lm_head; 'none' for none)")
+        parser.add_argument("--format", default="compressed-tensors", dest="fmt",
+                            choices=FORMATS, help="checkpoint format (default compressed-tensors)")
+        parser.add_argument("--calib", metavar="NAME|PATH",
+                            help="calibration text of gptq, awq, smoothquant: wikitext2 "
+                                 "(default), c4, or a .txt / .jsonl file")
+        parser.add_argument("--n-calib", type=int, default=128, metavar="N",
+                            help="calibration windows (default 128)")
+        parser.add_argument("--calib-len", type=int, default=512, metavar="T",
+                            help="tokens per calibration window (default 512)")
+        parser.add_argument("--calib-seed", type=int, default=0, metavar="S",
+                            help="seed of the window draw (default 0)")
+        parser.add_argument("--python", metavar="PATH",
+                            help="interpreter with llmcompressor that runs the quantization step "
+                                 "(default: this one if it has llmcompressor, else the side "
+                                 "environment in the cache folder)")
+        parser.add_argument("--output", required=True, metavar="DIR",
+                            help="new folder for the checkpoint")
+
+    def run(self, args):
+        from pathlib import Path
+
+        from lm_eval_bias.models.quantize_checkpoint import (
+            RECORD_FILE,
+            QuantizeSpec,
+            quantize_checkpoint,
+        )
+
+        ignore = tuple(x.strip() for x in args.ignore.split(",") if x.strip())
+        spec = QuantizeSpec(
+            model=args.model, output=Path(args.output), method=args.method, scheme=args.scheme,
+            fmt=args.fmt, group_size=args.group_size, symmetric=not args.asym,
+            ignore=() if ignore == ("none",) else ignore, calib=args.calib,
+            n_calib=args.n_calib, calib_len=args.calib_len, calib_seed=args.calib_seed,
+            python=args.python)
+        record = quantize_checkpoint(spec, argv=sys.argv[2:] if len(sys.argv) > 2 else None,
+                                     log=lambda text: print(text, flush=True))
+        print(f"wrote {args.output}: {record['format']} {record['scheme']} ({record['method']}, "
+              f"group size {record['group_size']}) with {record['library']} "
+              f"{record['versions'].get(record['library'])} in {record['seconds']:.1f} s; "
+              f"record in {RECORD_FILE}")
+        return 0
+
+
 class Sweep(Subcommand):
     name = "sweep"
     help = ("One model at several quantization settings (and seeds): every setting through "
@@ -314,7 +386,8 @@ lm-eval-bias sweep ... --plan      # print the lm_eval commands and the report c
         return 0
 
 
-SUBCOMMANDS = [Compare(), Demo(), Report(), Export(), Verify(), Leaderboard(), Sweep()]
+SUBCOMMANDS = [Compare(), Demo(), Report(), Export(), Verify(), Leaderboard(), Quantize(),
+               Sweep()]
 
 
 def build_parser() -> argparse.ArgumentParser:
