@@ -346,7 +346,7 @@ lm-eval-bias sweep ... --plan      # print the lm_eval commands and the report c
         parser.epilog = (parser.epilog or "") + "\n\n" + SETTINGS_HELP
 
     def add_arguments(self, parser):
-        parser.add_argument("--model-args", required=True, metavar="ARGS",
+        parser.add_argument("--model-args", "--model_args", required=True, metavar="ARGS",
                             help="hf-quant model_args without quantization, e.g. "
                                  "pretrained=PATH,dtype=float32")
         parser.add_argument("--settings", required=True, metavar="LIST",
@@ -362,7 +362,7 @@ lm-eval-bias sweep ... --plan      # print the lm_eval commands and the report c
                                  "default: lm-eval's default seeds, one run per setting")
         parser.add_argument("--limit", type=float, metavar="N",
                             help="lm-eval --limit: first N documents per task (for testing)")
-        parser.add_argument("--batch-size", default="1", metavar="B",
+        parser.add_argument("--batch-size", "--batch_size", default="1", metavar="B",
                             help="lm-eval --batch_size (default 1)")
         parser.add_argument("--device", metavar="DEV",
                             help="lm-eval --device, e.g. cpu, cuda, cuda:0 (default: cuda when "
@@ -372,16 +372,58 @@ lm-eval-bias sweep ... --plan      # print the lm_eval commands and the report c
         parser.add_argument("--plan", action="store_true",
                             help="print one lm_eval command per run and the report command; "
                                  "run nothing")
+        self._add_backend_arguments(parser)
+        self._add_lm_eval_arguments(parser)
+
+    @staticmethod
+    def _add_backend_arguments(parser):
+        group = parser.add_argument_group(
+            "backend", "hf-quant (default): every setting in this process, quantized by "
+                       "hf-quant. vllm: real checkpoints written by lm-eval-bias quantize, "
+                       "evaluated by lm_eval --model vllm (with --plan: print the commands)")
+        group.add_argument("--backend", choices=["hf-quant", "vllm"], default="hf-quant")
+        group.add_argument("--checkpoints", metavar="DIR",
+                           help="vllm: folder of the quantized checkpoints (default "
+                                "OUTPUT/checkpoints)")
+        for name, kind in (("tensor_parallel_size", int), ("data_parallel_size", int),
+                           ("gpu_memory_utilization", float)):
+            group.add_argument(f"--{name.replace('_', '-')}", f"--{name}", dest=name, type=kind,
+                               metavar="N", help=f"vllm: {name}= in every run's model_args")
+
+    @staticmethod
+    def _add_lm_eval_arguments(parser):
+        group = parser.add_argument_group(
+            "lm-eval options", "passed unchanged to every run (lm_eval run's own meaning)")
+        group.add_argument("--apply_chat_template", "--apply-chat-template", nargs="?",
+                           const=True, default=None, metavar="TEMPLATE")
+        group.add_argument("--system_instruction", "--system-instruction", metavar="TEXT")
+        group.add_argument("--fewshot_as_multiturn", "--fewshot-as-multiturn", nargs="?",
+                           const=True, default=None, metavar="BOOL")
+        group.add_argument("--num_fewshot", "--num-fewshot", metavar="N")
+        group.add_argument("--gen_kwargs", "--gen-kwargs", metavar="ARGS")
+        group.add_argument("--metadata", metavar="JSON|ARGS")
+        group.add_argument("--include_path", "--include-path", metavar="DIR")
+        group.add_argument("--hf_hub_log_args", "--hf-hub-log-args", metavar="ARGS",
+                           help="each run gets its own repository names (suffixed by its "
+                                "folder)")
 
     def run(self, args):
-        from lm_eval_bias.sweep import make_spec, plan_lines, run_sweep
+        from lm_eval_bias.sweep import LM_EVAL_OPTIONS, VLLM_OPTIONS, make_spec, plan_lines, \
+            run_sweep
 
         spec = make_spec(model_args=args.model_args, settings=args.settings, tasks=args.tasks,
                          output=args.output, seeds=args.seeds, limit=args.limit,
-                         batch_size=args.batch_size, device=args.device)
+                         batch_size=args.batch_size, device=args.device,
+                         lm_eval_options={flag[2:]: getattr(args, flag[2:])
+                                          for flag, _ in LM_EVAL_OPTIONS},
+                         backend=args.backend, checkpoints=args.checkpoints,
+                         vllm_args={k: getattr(args, k) for k in VLLM_OPTIONS})
         if args.plan:
             print("\n".join(plan_lines(spec, n_boot=args.n_boot)))
             return 0
+        if spec.backend == "vllm":
+            raise BiasEvalError("--backend vllm runs only as --plan for now: add --plan and run "
+                                "the printed commands on the GPU machine")
         run_sweep(spec, n_boot=args.n_boot, log=lambda text: print(text, flush=True))
         return 0
 

@@ -108,6 +108,17 @@ class QuantizeSpec:
 
 def check_spec(spec: QuantizeSpec) -> None:
     """Every refusal before any work, one line each."""
+    check_scheme_options(spec)
+    if not (Path(spec.model) / "config.json").is_file() and Path(spec.model).exists():
+        raise BiasEvalError(f"MODEL {spec.model} has no config.json; give a transformers "
+                            "checkpoint folder or a hub id")
+    out = spec.output
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise BiasEvalError(f"--output {out} exists and is not an empty folder; give a new folder")
+
+
+def check_scheme_options(spec: QuantizeSpec) -> None:
+    """The refusals that depend on the method, scheme and options alone (not on files)."""
     if spec.method not in METHODS:
         raise BiasEvalError(f"--method {spec.method}: choose one of {', '.join(METHODS)}")
     if spec.scheme not in SCHEMES:
@@ -135,12 +146,6 @@ def check_spec(spec: QuantizeSpec) -> None:
     for name, value in (("--n-calib", spec.n_calib), ("--calib-len", spec.calib_len)):
         if value < 1:
             raise BiasEvalError(f"{name} must be at least 1, got {value}")
-    if not (Path(spec.model) / "config.json").is_file() and Path(spec.model).exists():
-        raise BiasEvalError(f"MODEL {spec.model} has no config.json; give a transformers "
-                            "checkpoint folder or a hub id")
-    out = spec.output
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise BiasEvalError(f"--output {out} exists and is not an empty folder; give a new folder")
 
 
 def find_python(spec: QuantizeSpec, log=print) -> str:
