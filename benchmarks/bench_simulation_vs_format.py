@@ -44,7 +44,8 @@ def real_checkpoint(base: Path, scheme: str, group: int, sym: bool, python: str)
         quantize_checkpoint,
     )
 
-    out = cache_dir() / "bench-simulation" / f"{base.name}-{scheme}-g{group}-{'sym' if sym else 'asym'}"
+    name = f"{base.name}-{scheme}-g{group}-{'sym' if sym else 'asym'}"
+    out = cache_dir() / "bench-simulation" / name
     if not (out / RECORD_FILE).is_file():
         quantize_checkpoint(QuantizeSpec(model=str(base), output=out, method="rtn", scheme=scheme,
                                          group_size=group, symmetric=sym, python=python))

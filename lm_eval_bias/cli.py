@@ -408,8 +408,13 @@ lm-eval-bias sweep ... --plan      # print the lm_eval commands and the report c
                                 "folder)")
 
     def run(self, args):
-        from lm_eval_bias.sweep import LM_EVAL_OPTIONS, VLLM_OPTIONS, make_spec, plan_lines, \
-            run_sweep
+        from lm_eval_bias.sweep import (
+            LM_EVAL_OPTIONS,
+            VLLM_OPTIONS,
+            make_spec,
+            plan_lines,
+            run_sweep,
+        )
 
         spec = make_spec(model_args=args.model_args, settings=args.settings, tasks=args.tasks,
                          output=args.output, seeds=args.seeds, limit=args.limit,

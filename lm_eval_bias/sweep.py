@@ -574,8 +574,8 @@ def plan_lines(spec: SweepSpec, n_boot: int = 1000) -> list[str]:
         lines.append(f"# benchmark data: LM_EVAL_BIAS_DATA_DIR="
                      f"{shlex.quote(os.environ['LM_EVAL_BIAS_DATA_DIR'])}")
     if spec.backend == "vllm":
-        lines.append(f"# backend vllm: each quantized setting is written once by lm-eval-bias "
-                     f"quantize, then evaluated by lm_eval --model vllm")
+        lines.append("# backend vllm: each quantized setting is written once by lm-eval-bias "
+                     "quantize, then evaluated by lm_eval --model vllm")
     quantized = set()
     for job in spec.jobs:
         if spec.backend == "vllm" and job.setting.method != "none" and \

@@ -405,7 +405,7 @@ def _parse_with_lm_eval(command: str):
     return namespace, EvaluatorConfig.from_cli(namespace)
 
 
-def _plan(argv: list[str], capsys) -> list[str]:
+def _plan_lines_of(argv: list[str], capsys) -> list[str]:
     assert cli.main(["sweep", *argv, "--plan"]) == 0
     return capsys.readouterr().out.strip().splitlines()
 
@@ -422,7 +422,7 @@ def test_lm_eval_options_reach_every_planned_run_as_lm_eval_parses_them(tiny_lla
                                                                        capsys):
     include = tmp_path / "my_tasks"
     include.mkdir()
-    lines = _plan(["--model_args", f"pretrained={tiny_llama_dir}", "--settings", SETTINGS,
+    lines = _plan_lines_of(["--model_args", f"pretrained={tiny_llama_dir}", "--settings", SETTINGS,
                    "--tasks", TASK, "--output", str(tmp_path / "out"), "--batch_size", "4",
                    "--device", "cpu", *LM_EVAL_PASS_THROUGH, "--include_path", str(include)],
                   capsys)
@@ -430,7 +430,7 @@ def test_lm_eval_options_reach_every_planned_run_as_lm_eval_parses_them(tiny_lla
     assert len(runs) == 3
     repos = set()
     for line, folder in zip(runs, FOLDERS):
-        namespace, cfg = _parse_with_lm_eval(line)
+        _, cfg = _parse_with_lm_eval(line)
         assert cfg.model == "hf-quant" and cfg.batch_size == "4"
         assert cfg.apply_chat_template is True and cfg.fewshot_as_multiturn is True
         assert cfg.system_instruction == "Answer fairly." and cfg.num_fewshot == 2
@@ -446,7 +446,8 @@ def test_lm_eval_options_reach_every_planned_run_as_lm_eval_parses_them(tiny_lla
 
 
 def test_a_named_chat_template_and_hub_repo_name_are_kept(tiny_llama_dir, tmp_path, capsys):
-    lines = _plan(["--model-args", f"pretrained={tiny_llama_dir}", "--settings", "none,rtn:4:g32",
+    lines = _plan_lines_of(["--model-args", f"pretrained={tiny_llama_dir}",
+                            "--settings", "none,rtn:4:g32",
                    "--tasks", TASK, "--output", str(tmp_path / "out"), "--device", "cpu",
                    "--apply_chat_template", "chatml", "--fewshot_as_multiturn", "false",
                    "--hf_hub_log_args", '{"hub_repo_name": "bias-runs"}'], capsys)
@@ -461,7 +462,8 @@ def test_a_named_chat_template_and_hub_repo_name_are_kept(tiny_llama_dir, tmp_pa
 
 def test_vllm_plan_quantizes_each_setting_then_runs_lm_eval_vllm(tmp_path, capsys):
     out = tmp_path / "study"
-    lines = _plan(["--model-args", "pretrained=HuggingFaceTB/SmolLM2-135M-Instruct,dtype=bfloat16",
+    lines = _plan_lines_of(["--model-args",
+                            "pretrained=HuggingFaceTB/SmolLM2-135M-Instruct,dtype=bfloat16",
                    "--settings", "none,rtn:4:g64,rtn:8,smoothquant:8,gptq:4:g64:calib=c4",
                    "--tasks", "bias_bbq_lite", "--output", str(out), "--backend", "vllm",
                    "--tensor_parallel_size", "2", "--data-parallel-size", "1",

@@ -172,7 +172,8 @@ def find_python(spec: QuantizeSpec, log=print) -> str:
 
 
 def _require_llmcompressor(python: str) -> None:
-    probe = subprocess.run([python, "-c", "import llmcompressor"], capture_output=True, text=True)
+    probe = subprocess.run([python, "-c", "import llmcompressor"], capture_output=True, text=True,
+                           check=False)
     if probe.returncode != 0:
         last = (probe.stderr.strip().splitlines() or ["no output"])[-1]
         raise BiasEvalError(f"{python} cannot import llmcompressor ({last}); install it there: "
@@ -232,7 +233,7 @@ def run_llmcompressor(spec: QuantizeSpec, python: str, windows, log=print) -> di
         log(f"running llmcompressor in {python}")
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH" or python == sys.executable}
         proc = subprocess.run([python, str(JOB_SCRIPT), job_file], env=env,
-                              capture_output=True, text=True)
+                              capture_output=True, text=True, check=False)
         if proc.returncode != 0 or not os.path.isfile(result_file):
             tail = " | ".join(proc.stderr.strip().splitlines()[-3:]) or "no output"
             raise BiasEvalError(f"llmcompressor failed (exit {proc.returncode}) in {python}: "
@@ -300,7 +301,8 @@ def _write_record(spec: QuantizeSpec, result: dict, python: str | None,
 
     record = {
         "schema": RECORD_SCHEMA, "schema_version": 1,
-        "source_model": str(Path(spec.model).resolve()) if Path(spec.model).exists() else spec.model,
+        "source_model": (str(Path(spec.model).resolve()) if Path(spec.model).exists()
+                         else spec.model),
         "method": spec.method, "scheme": spec.scheme, "format": spec.fmt, "library": library,
         "quant_method": qc.get("quant_method"), "group_size": spec.effective_group_size,
         "symmetric": spec.symmetric, "ignore": list(spec.ignore),
