@@ -89,11 +89,26 @@ def _quantized_modules(model) -> list[str]:
                   if getattr(module, "quantization_scheme", None) is not None)
 
 
+class JobError(Exception):
+    """A refusal, reported to the caller as one line (RESULT.json's "error")."""
+
+
+def _check_device(job: dict) -> None:
+    import torch
+
+    if job["method"] == "awq" and not torch.cuda.is_available():
+        # llmcompressor 0.14's AWQ pins its cached activations in page-locked memory, which
+        # torch refuses without an accelerator
+        raise JobError("llmcompressor 0.14 runs AWQ only with a GPU (it pins memory, which "
+                       "needs an accelerator); run quantize --method awq on a GPU machine")
+
+
 def run(job: dict) -> dict:
     import torch
     from llmcompressor import oneshot
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    _check_device(job)
     start = time.perf_counter()
     torch.manual_seed(job["seed"])
     model = AutoModelForCausalLM.from_pretrained(job["model"], dtype="auto")
@@ -131,10 +146,13 @@ def main(argv: list[str]) -> int:
         return 2
     with open(argv[1], encoding="utf-8") as fh:
         job = json.load(fh)
-    result = run(job)
+    try:
+        result = run(job)
+    except JobError as error:
+        result = {"error": str(error)}
     with open(job["result_file"], "w", encoding="utf-8") as fh:
         json.dump(result, fh, indent=2)
-    return 0
+    return 3 if "error" in result else 0
 
 
 if __name__ == "__main__":

@@ -131,6 +131,9 @@ def check_scheme_options(spec: QuantizeSpec) -> None:
     if spec.fmt == "gptq" and (spec.method != "gptq" or spec.scheme == "W8A8"):
         raise BiasEvalError("--format gptq takes --method gptq with --scheme W4A16 or W8A16; "
                             "use --format compressed-tensors for the others")
+    if spec.fmt == "gptq" and spec.python:
+        raise BiasEvalError("--python names the interpreter of llmcompressor; --format gptq runs "
+                            "gptqmodel in this environment, so drop --python")
     size = spec.effective_group_size
     if size != -1 and size <= 0:
         raise BiasEvalError(f"--group-size must be a positive number of input features or -1 (one "
@@ -234,11 +237,15 @@ def run_llmcompressor(spec: QuantizeSpec, python: str, windows, log=print) -> di
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH" or python == sys.executable}
         proc = subprocess.run([python, str(JOB_SCRIPT), job_file], env=env,
                               capture_output=True, text=True, check=False)
+        if os.path.isfile(result_file):
+            result = json.loads(Path(result_file).read_text(encoding="utf-8"))
+            if "error" in result:
+                raise BiasEvalError(result["error"])
         if proc.returncode != 0 or not os.path.isfile(result_file):
             tail = " | ".join(proc.stderr.strip().splitlines()[-3:]) or "no output"
             raise BiasEvalError(f"llmcompressor failed (exit {proc.returncode}) in {python}: "
                                 f"{tail}")
-        return json.loads(Path(result_file).read_text(encoding="utf-8"))
+        return result
 
 
 def run_gptqmodel(spec: QuantizeSpec, log=print) -> dict:

@@ -31,6 +31,7 @@ from tests.conftest import NETGUARD_DIR, run_cli
     ({"scheme": "W8A8", "symmetric": False}, "drop --asym"),
     ({"calib": "wikitext2"}, "--calib would be unused"),
     ({"fmt": "gptq"}, "--format gptq takes --method gptq"),
+    ({"fmt": "gptq", "method": "gptq", "python": "/usr/bin/python3"}, "drop --python"),
     ({"group_size": 0}, "--group-size must be a positive number"),
 ])
 def test_impossible_requests_are_one_line_errors(tmp_path, changes, message):
@@ -246,3 +247,21 @@ def test_gptqmodel_checkpoint_loads_as_prequantized_gptq(tiny_llama_dir, calib_f
     reference = loglikelihoods(HFQuantLM(pretrained=str(tiny_llama_dir), device="cpu"))
     assert all(math.isfinite(s) for s in scores) and scores != reference
     assert max(abs(a - b) for a, b in zip(scores, reference)) < 0.5
+
+
+@pytest.mark.slow
+def test_awq_without_a_gpu_is_a_one_line_error(tiny_llama_dir, llmcompressor_python,
+                                               calib_file, tmp_path):
+    """llmcompressor 0.14's AWQ pins memory, which torch refuses without an accelerator: the
+    side script says so in one line instead of a traceback."""
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: AWQ runs")
+    done = run_cli(["lm-eval-bias", "quantize", str(tiny_llama_dir), "--method", "awq",
+                    "--scheme", "W4A16", "--group-size", "32", "--calib", str(calib_file),
+                    "--n-calib", "4", "--calib-len", "32", "--python", llmcompressor_python,
+                    "--output", str(tmp_path / "awq")])
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == (
+        "lm-eval-bias: error: llmcompressor 0.14 runs AWQ only with a GPU (it pins memory, "
+        "which needs an accelerator); run quantize --method awq on a GPU machine")
+    assert not (tmp_path / "awq").exists()
