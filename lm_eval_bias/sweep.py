@@ -62,6 +62,20 @@ four of its generators (as ``lm_eval --seed k``); the global generators are seed
 is derived, as lm_eval seeds them before it loads, so a method that draws random numbers sees the
 run's seed. The seeds are recorded by lm-eval (``config.random_seed`` ...) and in sweep.json.
 
+lm-eval's own options
+---------------------
+--apply_chat_template, --system_instruction, --fewshot_as_multiturn, --num_fewshot, --gen_kwargs,
+--metadata, --include_path and --hf_hub_log_args are added to every run's command line as given
+(`LM_EVAL_OPTIONS`), so lm-eval parses them as it would for that command; --hf_hub_log_args gets
+per-run repository names (`hub_args_for`). They are part of sweep.json's identity.
+
+The vllm backend
+----------------
+``--backend vllm --plan`` prints, per quantized setting, the `lm-eval-bias quantize` command
+that writes its real checkpoint (`quantize_args_of`) and, per setting and seed, the `lm_eval run
+--model vllm` command that evaluates it (vLLM engine options in its model_args), then the report
+command. It runs nothing: the commands are for the GPU machine.
+
 The report
 ----------
 `analysis.report.build_report` over every run folder, written by `report_render.write_report`
@@ -129,7 +143,10 @@ settings (comma-separated):
   rtn:3:g64:sym=true, torchao_intx:4:g32, quanto:weights=int4, nf4, bnb8, torchao_int8
   gptq:4:g128:calib=wikitext2:n_calib=128   (calib= also takes a .txt or .jsonl path)
   lists inside a value use "|": rtn:4:skip=lm_head|mlp.down_proj
-run folders: OUT/<setting with : -> _, = -> -, | -> +>[_seed<k>], e.g. OUT/rtn_4_g64_seed1"""
+run folders: OUT/<setting with : -> _, = -> -, | -> +>[_seed<k>], e.g. OUT/rtn_4_g64_seed1
+--backend vllm (with --plan): none, or rtn|gptq|awq|smoothquant:BITS[:gSIZE][:KEY=VALUE...]
+  (4 -> W4A16, 8 -> W8A16, smoothquant:8 -> W8A8; keys scheme, sym, format, calib, n_calib,
+  calib_len, calib_seed), each written by lm-eval-bias quantize into OUT/checkpoints/<setting>"""
 
 _FOLDER_UNSAFE = re.compile(r"[^A-Za-z0-9._+-]")
 _KEY = re.compile(r"[a-z_][a-z0-9_]*")
