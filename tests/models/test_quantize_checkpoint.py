@@ -200,8 +200,7 @@ def test_rtn_w4a16_weights_are_the_simulated_ones(tiny_llama_dir, llmcompressor_
                                                    tmp_path):
     """The real format's dequantized weights equal hf-quant's simulation (quant=rtn with the same
     bits, group size and symmetry; scale convention of compressed-tensors)."""
-    from safetensors.torch import load_file
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, CompressedTensorsConfig
 
     from lm_eval_bias.models.quant.rtn import quantize_dequantize
 
@@ -210,14 +209,21 @@ def test_rtn_w4a16_weights_are_the_simulated_ones(tiny_llama_dir, llmcompressor_
                     "--scheme", "W4A16", "--group-size", "32", "--python", llmcompressor_python,
                     "--output", str(out)])
     assert done.returncode == 0, done.stderr[-3000:]
-    real = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32)
-    original = load_file(tiny_llama_dir / "model.safetensors")
-    down = real.model.layers[1].mlp.down_proj
-    with torch.no_grad():
-        down(torch.zeros(1, down.in_features))  # decompresses the packed weight
-    expected = quantize_dequantize(original["model.layers.1.mlp.down_proj.weight"], 4, 32,
-                                   sym=True, grid="gptq")
-    torch.testing.assert_close(down.weight.data, expected, rtol=0, atol=1e-6)
+    original = AutoModelForCausalLM.from_pretrained(tiny_llama_dir, dtype=torch.float32)
+    # decompressed at load: the dense weights the packed int4 codes and scales stand for
+    real = AutoModelForCausalLM.from_pretrained(
+        out, dtype=torch.float32, quantization_config=CompressedTensorsConfig(dequantize=True))
+    linears = [(name, m) for name, m in original.named_modules()
+               if isinstance(m, torch.nn.Linear) and name != "lm_head"]
+    assert len(linears) == 14
+    for name, module in linears:
+        got = real.get_submodule(name).weight.data
+        torch.testing.assert_close(got, quantize_dequantize(module.weight.data, 4, 32, sym=True,
+                                                            grid="gptq"), rtol=0, atol=1e-6)
+        # the default grid (scale max|w| / 7) is not the format's
+        assert not torch.allclose(got, quantize_dequantize(module.weight.data, 4, 32, sym=True),
+                                  rtol=0, atol=1e-6)
+    assert torch.equal(real.lm_head.weight, original.lm_head.weight)  # lm_head kept
 
 
 @pytest.mark.slow
