@@ -362,8 +362,8 @@ lm-eval-bias sweep ... --plan      # print the lm_eval commands and the report c
                                  "default: lm-eval's default seeds, one run per setting")
         parser.add_argument("--limit", type=float, metavar="N",
                             help="lm-eval --limit: first N documents per task (for testing)")
-        parser.add_argument("--batch-size", "--batch_size", default="1", metavar="B",
-                            help="lm-eval --batch_size (default 1)")
+        parser.add_argument("--batch-size", "--batch_size", default=None, metavar="B",
+                            help="lm-eval --batch_size (default 1; auto with --backend vllm)")
         parser.add_argument("--device", metavar="DEV",
                             help="lm-eval --device, e.g. cpu, cuda, cuda:0 (default: cuda when "
                                  "available, else cpu)")

@@ -543,7 +543,8 @@ def check_lm_eval_options(options: dict[str, Any]) -> tuple[tuple[str, str | Non
 
 
 def make_spec(*, model_args: str, settings: str, tasks: str, output: str | Path,
-              seeds: str | None = None, limit: float | None = None, batch_size: str = "1",
+              seeds: str | None = None, limit: float | None = None,
+              batch_size: str | None = None,
               device: str | None = None, lm_eval_options: dict[str, Any] | None = None,
               backend: str = "hf-quant", vllm_args: dict[str, Any] | None = None,
               checkpoints: str | Path | None = None) -> SweepSpec:
@@ -558,6 +559,8 @@ def make_spec(*, model_args: str, settings: str, tasks: str, output: str | Path,
         raise BiasEvalError("--tasks is empty; give e.g. --tasks bias_bbq")
     if limit is not None and not limit > 0:
         raise BiasEvalError(f"--limit must be > 0, got {limit:g}")
+    if batch_size is None:  # vLLM schedules its own batches
+        batch_size = "auto" if backend == "vllm" else "1"
     batch_size = str(batch_size).strip()
     if not re.fullmatch(r"\d+|auto(:\d+(\.\d+)?)?", batch_size) or batch_size == "0":
         raise BiasEvalError(f"--batch-size must be a positive integer or auto, got {batch_size!r}")

@@ -517,6 +517,9 @@ def test_vllm_backend_runs_only_as_a_plan(tmp_path, capsys):
                      "--tasks", TASK, "--output", str(tmp_path / "o"), "--backend", "vllm",
                      "--device", "cpu"])
     assert code == 2 and "add --plan" in capsys.readouterr().err
+    # vLLM schedules its own batches: batch size auto unless given
+    assert make_spec(model_args="pretrained=m", settings="none,rtn:4", tasks=TASK,
+                     output=tmp_path, backend="vllm", device="cpu").batch_size == "auto"
     with pytest.raises(BiasEvalError, match="option of --backend vllm"):
         make_spec(model_args="pretrained=m", settings="none,rtn:4", tasks=TASK, output=tmp_path,
                   vllm_args={"tensor_parallel_size": 2}, device="cpu")
