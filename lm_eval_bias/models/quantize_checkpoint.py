@@ -131,6 +131,9 @@ def check_scheme_options(spec: QuantizeSpec) -> None:
     if spec.fmt == "gptq" and (spec.method != "gptq" or spec.scheme == "W8A8"):
         raise BiasEvalError("--format gptq takes --method gptq with --scheme W4A16 or W8A16; "
                             "use --format compressed-tensors for the others")
+    if spec.fmt == "gptq" and tuple(spec.ignore) != ("lm_head",):
+        raise BiasEvalError("--format gptq keeps exactly lm_head in full precision (as quant=gptq "
+                            "does); drop --ignore or use --format compressed-tensors")
     if spec.fmt == "gptq" and spec.python:
         raise BiasEvalError("--python names the interpreter of llmcompressor; --format gptq runs "
                             "gptqmodel in this environment, so drop --python")

@@ -32,6 +32,7 @@ from tests.conftest import NETGUARD_DIR, run_cli
     ({"calib": "wikitext2"}, "--calib would be unused"),
     ({"fmt": "gptq"}, "--format gptq takes --method gptq"),
     ({"fmt": "gptq", "method": "gptq", "python": "/usr/bin/python3"}, "drop --python"),
+    ({"fmt": "gptq", "method": "gptq", "ignore": ()}, "keeps exactly lm_head"),
     ({"group_size": 0}, "--group-size must be a positive number"),
 ])
 def test_impossible_requests_are_one_line_errors(tmp_path, changes, message):
