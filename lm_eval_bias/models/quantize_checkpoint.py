@@ -71,12 +71,12 @@ def side_venv_python() -> Path:
     return side_venv() / "bin" / "python"
 
 
-def side_venv_command(venv: Path | None = None) -> str:
+def side_venv_command(venv: Path | None = None, python: str = "python") -> str:
     """The one command that creates the side environment (CPU torch; on a GPU machine use the
     torch build matching its CUDA instead)."""
     venv = venv or side_venv()
-    return (f"python -m venv {shlex.quote(str(venv))} && {shlex.quote(str(venv / 'bin' / 'pip'))} "
-            f"install {LLMCOMPRESSOR_PINS}")
+    return (f"{shlex.quote(python)} -m venv {shlex.quote(str(venv))} && "
+            f"{shlex.quote(str(venv / 'bin' / 'pip'))} install {LLMCOMPRESSOR_PINS}")
 
 
 @dataclass(frozen=True)

@@ -111,7 +111,9 @@ def llmcompressor_python() -> str:
     if python.is_file() and subprocess.run(probe, capture_output=True, check=False).returncode == 0:
         return str(python)
     start = time.monotonic()
-    done = subprocess.run(["bash", "-c", qc.side_venv_command()], env=_without_netguard(),
+    # the README's command, with this interpreter's python (the suite's `python` may not be on PATH)
+    done = subprocess.run(["bash", "-c", qc.side_venv_command(python=sys.executable)],
+                          env=_without_netguard(),
                           capture_output=True, text=True, timeout=1800, check=False)
     seconds = time.monotonic() - start
     assert done.returncode == 0, done.stderr[-2000:]
