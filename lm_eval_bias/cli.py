@@ -127,8 +127,8 @@ lm-eval-bias report runs/* --output report/ --reference runs/bf16 --n-boot 2000 
                                  "toxicity scorers (refused by default; named in the notes)")
 
     def run(self, args):
-        from lm_eval_bias.analysis.report import build_report_from_folders
-        from lm_eval_bias.analysis.report_render import write_report
+        from lm_eval_bias.analysis.formatting import num, pct
+        from lm_eval_bias.analysis.report import build_report_from_folders, write_report
 
         report = build_report_from_folders(args.runs, reference=args.reference,
                                            n_boot=args.n_boot, seed=args.seed,
@@ -138,19 +138,18 @@ lm-eval-bias report runs/* --output report/ --reference runs/bf16 --n-boot 2000 
         print(f"reference: {ref['condition']} {ref['label']} ({len(ref['runs'])} run"
               f"{'s' if len(ref['runs']) > 1 else ''}, chosen by {ref['chosen_by']})")
         for row in report["summary"]["conditions"]:
-            def pct(x, signed=False):
-                return "-" if x is None else (f"{100 * x:+.1f}%" if signed else f"{100 * x:.1f}%")
             print(f"{row['condition']} {row['label']}: {row['n_paired']} items, response flips "
                   f"{pct(row['response_flip_rate'])}, became biased "
                   f"{pct(row['u2b_rate_of_unbiased'])}, net {pct(row['net_change'], True)}, "
                   f"masked {pct(row['masked_share_groups'])}")
         dr = report["dose_response"]["all_tasks"]
         if dr["odds_ratio"] is not None:
-            print(f"dose-response: odds ratio {dr['odds_ratio']:.3g} per bit removed "
-                  f"[{dr['odds_ratio_ci_low']:.3g}, {dr['odds_ratio_ci_high']:.3g}], "
-                  f"p={dr['pvalue']:.3g}")
+            print(f"dose-response: odds ratio {num(dr['odds_ratio'])} per bit removed "
+                  f"[{num(dr['odds_ratio_ci_low'])}, {num(dr['odds_ratio_ci_high'])}], "
+                  f"p={num(dr['pvalue'])} ({dr['method']})"
+                  + (f"; {dr['note']}" if dr["note"] else ""))
         else:
-            print(f"dose-response: {dr['note']}")
+            print(f"dose-response: not estimable: {dr['note']}")
         for key in ("json", "md", "html"):
             print(f"wrote {files[key]}")
         n_plots = sum(1 for k in files if k.startswith("plot:"))

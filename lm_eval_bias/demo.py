@@ -84,7 +84,12 @@ def run_demo(output: str = "lm_eval_bias_demo", per_category: int | None = None,
         run_dirs.append(run_dir)
 
     _step(total, total, "lm-eval-bias compare", t0)
-    from lm_eval_bias.analysis.compare import compare_run_folders, render_markdown, render_terminal, write_json
+    from lm_eval_bias.analysis.compare import (
+        compare_run_folders,
+        render_markdown,
+        render_terminal,
+        write_json,
+    )
 
     result = compare_run_folders(run_dirs[0], run_dirs[1])
     print(render_terminal(result))

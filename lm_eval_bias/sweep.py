@@ -53,8 +53,9 @@ instead of redone:
   only on those requests, so nothing of one run leaks into the next. What differs per run is the
   task metadata (lm_eval merges the model_args into it, and it is written to the results), so it
   is set per run to what lm_eval would have given. The datasets were built once, with the
-  model_args minus the quantization keys: a task whose data depended on quant= (none of this
-  package's does; they ignore model_args) would have to be built per run.
+  model_args minus the quantization keys: a task whose data depended on quant= would have to be
+  built per run. None does: StereoSet, RedditBias and HolisticBias read only the tokenizer keys
+  (`pretrained`, `tokenizer`, ...; tasks/_tokens.py), which every setting shares.
 - the task index (`TaskManager`).
 
 Seeds: ``--seeds 0,1,2`` runs every setting once per seed, passing the seed to lm-eval for all
@@ -78,7 +79,7 @@ command. It runs nothing: the commands are for the GPU machine.
 
 The report
 ----------
-`analysis.report.build_report` over every run folder, written by `report_render.write_report`
+`analysis.report.build_report` over every run folder, written by `report.write_report`
 into ``OUT/report``. To make the same sweep give the same report.json byte for byte (whether it
 ran in one go or was killed and resumed), the runs are read with `read_run` and then stripped of
 what only describes one execution before the report is built: folders and files are given
@@ -580,15 +581,11 @@ def make_spec(*, model_args: str, settings: str, tasks: str, output: str | Path,
                      checkpoints=Path(checkpoints) if checkpoints else None)
 
 
-def check_n_boot(n_boot: int) -> None:
-    """The report's own limit, checked before the runs rather than after them."""
-    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 100:
-        raise BiasEvalError(f"--n-boot must be an integer >= 100, got {n_boot}")
-
-
 def plan_lines(spec: SweepSpec, n_boot: int = 1000) -> list[str]:
     """One self-contained shell command per run, then the report command."""
-    check_n_boot(n_boot)
+    from lm_eval_bias.analysis.report import check_n_boot
+
+    check_n_boot(n_boot)  # the report's own limit, checked before the runs, not after them
     lines = [f"# lm-eval-bias sweep: {len(spec.jobs)} lm_eval runs, then the report"]
     if os.environ.get("LM_EVAL_BIAS_DATA_DIR"):
         lines.append(f"# benchmark data: LM_EVAL_BIAS_DATA_DIR="
@@ -753,12 +750,16 @@ class _Tasks:
     def __init__(self, names: list[str], base_args: dict, include_path: str | None = None) -> None:
         from lm_eval.tasks import TaskManager
 
+        from lm_eval_bias.tasks import _data
+
         self.manager = TaskManager(include_path=include_path, metadata=dict(base_args))
+        _data.forget_files_read()  # record only what these tasks read
         try:
             self.loaded = self.manager.load(list(names))
         except KeyError as exc:
             raise BiasEvalError(f"--tasks: {exc.args[0] if exc.args else exc}; list the tasks "
                                 "with: lm_eval ls tasks") from None
+        self.data_files = _data.files_read()  # each run's results record them (data_files)
         self.top_level = _top_level(self.loaded)
         self._built = {}
         for obj in [*self.loaded["tasks"].values(), *self.loaded["groups"].values()]:
@@ -878,9 +879,7 @@ def _evaluate_into(cfg, lm, tasks: _Tasks, tracker, partial: Path) -> None:
     results["config"]["model"] = cfg.model
     tracker.general_config_tracker.model_source = cfg.model
     samples = results.pop("samples")
-    from lm_eval_bias.tasks._data import files_read
-
-    results["data_files"] = files_read()  # as the lm_eval command records it (_lm_eval_outputs)
+    results["data_files"] = tasks.data_files  # as the lm_eval command records it (_lm_eval_outputs)
     tracker.save_results_aggregated(results=results, samples=samples)
     for task_name in results["configs"]:
         tracker.save_results_samples(task_name=task_name, samples=samples[task_name])
@@ -904,7 +903,9 @@ def run_sweep(spec: SweepSpec, *, n_boot: int = 1000, log: Callable[[str], None]
     """Run every unfinished job of `spec`, then write the report. Returns
     {"ran": [folders], "skipped": [folders], "report": {name: path}}."""
     t0 = time.monotonic()
-    check_n_boot(n_boot)
+    from lm_eval_bias.analysis.report import check_n_boot
+
+    check_n_boot(n_boot)  # the report's own limit, checked before the runs, not after them
     check_output(spec)
     jobs = spec.jobs
     todo = []
@@ -1031,8 +1032,7 @@ def normalize_run(run, root: Path) -> None:
 
 def write_sweep_report(spec: SweepSpec, *, n_boot: int = 1000) -> dict:
     """The report over every run folder of `spec` into OUT/report (see the module docstring)."""
-    from lm_eval_bias.analysis.report import build_report
-    from lm_eval_bias.analysis.report_render import write_report
+    from lm_eval_bias.analysis.report import build_report, write_report
     from lm_eval_bias.analysis.runs import read_run
 
     runs = []

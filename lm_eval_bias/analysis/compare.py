@@ -34,9 +34,7 @@ Result structure (all rates are floats or None, never NaN)::
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +42,21 @@ import numpy as np
 import pandas as pd
 
 from lm_eval_bias._files import write_atomic
+from lm_eval_bias.analysis.formatting import num, pct, quant_text
+from lm_eval_bias.analysis.output import (
+    check_output_file,
+    jsonable,
+    records,
+    write_json,  # noqa: F401  (part of compare's interface)
+)
+from lm_eval_bias.analysis.pairing import (
+    check_comparable,
+    check_scorers,
+    metric_values,
+    pair_items,
+    rank_groups,
+)
 from lm_eval_bias.analysis.runs import Run, read_run
-from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.metrics.flips import (
     flip_counts,
     flip_counts_by,
@@ -56,41 +67,7 @@ from lm_eval_bias.metrics.flips import (
 SCHEMA = "lm-eval-bias/compare"
 SCHEMA_VERSION = 1
 
-#: Per-item columns taken from each run into the paired table (as base_<col> / other_<col>).
-PAIRED_VALUE_COLUMNS = ("pred", "invalid", "gold", "biased", "label", "probs", "entropy_norm",
-                        "uncertainty", "unknown_chosen", "prompt_hash", "scores")
-#: Columns that describe the document, taken from the base run.
-PAIRED_DOC_COLUMNS = ("task", "filter", "doc_id", "doc_hash", "groups", "axis", "benchmark",
-                      "context_condition", "question_polarity")
-
 _TERMINAL_GROUPS = 20
-
-
-# ----------------------------------------------------------------------------- JSON helpers
-
-
-def _jsonable(obj: Any) -> Any:
-    """Plain JSON types only: NaN/inf/NA -> None, numpy scalars -> Python, tuples -> lists."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, np.ndarray)):
-        return [_jsonable(v) for v in obj]
-    if obj is None or obj is pd.NA or obj is pd.NaT:
-        return None
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        f = float(obj)
-        return f if math.isfinite(f) else None
-    if isinstance(obj, (str, Path)):
-        return str(obj)
-    return str(obj)
-
-
-def _records(table: pd.DataFrame) -> list[dict]:
-    return [_jsonable(r) for r in table.to_dict(orient="records")]
 
 
 def _number(x: Any) -> float | None:
@@ -99,133 +76,7 @@ def _number(x: Any) -> float | None:
     return float(x) if math.isfinite(x) else None
 
 
-# ----------------------------------------------------------------------------- comparability
-
-
-def _label(run: Run, side: str) -> str:
-    return f"{side} ({run.results_file})"
-
-
-def _check_comparable(base: Run, other: Run) -> list[str]:
-    """Common tasks, after refusing runs that cannot be paired item by item."""
-    common = sorted(set(base.tasks) & set(other.tasks))
-    if not common:
-        raise BiasEvalError(
-            f"no tasks in common: BASE {base.path} has {', '.join(base.tasks)}; OTHER {other.path} "
-            f"has {', '.join(other.tasks)}; run both with the same --tasks"
-        )
-    for task in common:
-        bv, ov = base.versions.get(task), other.versions.get(task)
-        if bv != ov:
-            raise BiasEvalError(
-                f"task {task} is version {bv} in {_label(base, 'BASE')} but {ov} in "
-                f"{_label(other, 'OTHER')}; rerun both with the same lm-eval-bias version"
-            )
-        bn, on = base.n_shot.get(task), other.n_shot.get(task)
-        if bn != on:
-            raise BiasEvalError(
-                f"task {task} is {bn}-shot in {_label(base, 'BASE')} but {on}-shot in "
-                f"{_label(other, 'OTHER')}; rerun both with the same --num_fewshot"
-            )
-    b = base.items[base.items["task"].isin(common)]
-    o = other.items[other.items["task"].isin(common)]
-    for task in common:
-        bf = sorted(b.loc[b["task"] == task, "filter"].unique().tolist())
-        of = sorted(o.loc[o["task"] == task, "filter"].unique().tolist())
-        if bf != of:
-            raise BiasEvalError(
-                f"task {task} has filters {bf} in {_label(base, 'BASE')} but {of} in "
-                f"{_label(other, 'OTHER')}; rerun both with the same task configuration"
-            )
-    keys = ["task", "filter", "doc_id"]
-    both = b[keys + ["doc_hash", "prompt_hash"]].merge(
-        o[keys + ["doc_hash", "prompt_hash"]], on=keys, suffixes=("_b", "_o"))
-    diff = both[both["doc_hash_b"].fillna("") != both["doc_hash_o"].fillna("")]
-    if len(diff):
-        r = diff.iloc[0]
-        n_task = int((both["task"] == r["task"]).sum())
-        n_diff = int((diff["task"] == r["task"]).sum())
-        raise BiasEvalError(
-            f"different documents: task {r['task']} doc_id {r['doc_id']} has doc_hash "
-            f"{str(r['doc_hash_b'])[:12]} in BASE but {str(r['doc_hash_o'])[:12]} in OTHER "
-            f"({n_diff} of {n_task} docs differ); rerun both with the same data"
-        )
-    for task in common:
-        bd = set(b.loc[b["task"] == task, "doc_id"].tolist())
-        od = set(o.loc[o["task"] == task, "doc_id"].tolist())
-        if bd != od:
-            hint = (f" (--limit: BASE {base.limit}, OTHER {other.limit})"
-                    if base.limit != other.limit else "")
-            raise BiasEvalError(
-                f"different doc sets for task {task}: BASE has {len(bd)} docs, OTHER has "
-                f"{len(od)}, {len(bd & od)} in common{hint}; rerun both with the same --limit "
-                "and data"
-            )
-    diff = both[both["prompt_hash_b"].fillna("") != both["prompt_hash_o"].fillna("")]
-    if len(diff):
-        r = diff.iloc[0]
-        raise BiasEvalError(
-            f"different prompts: task {r['task']} doc_id {r['doc_id']} has prompt_hash "
-            f"{str(r['prompt_hash_b'])[:12]} in BASE but {str(r['prompt_hash_o'])[:12]} in OTHER "
-            "(chat template, system instruction or few-shot examples differ); rerun both with "
-            "the same prompt settings"
-        )
-    return common
-
-
-def scorer_differences(base: Run, other: Run, tasks: list[str]) -> list[dict]:
-    """Tasks whose recorded scorers differ: the string metrics named ``*_scorer`` (e.g.
-    ``toxicity_scorer,none`` = "profanity (alt-profanity-check 1.9.1)") that the generation tasks
-    write into ``results[task]``. One dict per (task, metric) that differs."""
-    out = []
-    base_res = base.results.get("results") or {}
-    other_res = other.results.get("results") or {}
-    for task in tasks:
-        bv, ov = _metric_values(base_res.get(task)), _metric_values(other_res.get(task))
-        for key in sorted(set(bv) | set(ov)):
-            if not key[0].endswith("_scorer"):
-                continue
-            b, o = bv.get(key), ov.get(key)
-            if b != o:
-                out.append({"task": task, "metric": key[0], "filter": key[1], "base": b,
-                            "other": o})
-    return out
-
-
-def _check_scorers(base: Run, other: Run, tasks: list[str], allow: bool) -> list[dict]:
-    diffs = scorer_differences(base, other, tasks)
-    if diffs and not allow:
-        d = diffs[0]
-        raise BiasEvalError(
-            f"task {d['task']} was scored by {d['base']} in BASE but {d['other']} in OTHER "
-            f"({d['metric']}); scores from different scorers are not comparable: rerun both "
-            f"with the same --metadata {d['metric']}, or allow it explicitly "
-            "(--allow-different-scorers)"
-        )
-    return diffs
-
-
-def pair_items(base_items: pd.DataFrame, other_items: pd.DataFrame) -> pd.DataFrame:
-    """Join two item tables on (task, filter, doc_id) into the paired table `metrics.flips` reads:
-    the document columns (`PAIRED_DOC_COLUMNS`, from BASE) and ``base_<c>`` / ``other_<c>`` for
-    each of `PAIRED_VALUE_COLUMNS`. Only items present in both tables are kept."""
-    keys = ["task", "filter", "doc_id"]
-    left = base_items[list(PAIRED_DOC_COLUMNS) + list(PAIRED_VALUE_COLUMNS)].rename(
-        columns={c: f"base_{c}" for c in PAIRED_VALUE_COLUMNS})
-    right = other_items[keys + list(PAIRED_VALUE_COLUMNS)].rename(
-        columns={c: f"other_{c}" for c in PAIRED_VALUE_COLUMNS})
-    paired = left.merge(right, on=keys, how="inner", validate="one_to_one")
-    return paired.sort_values(keys, kind="stable").reset_index(drop=True)
-
-
 # ----------------------------------------------------------------------------- summaries
-
-
-def _sorted_groups(records: list[dict]) -> list[dict]:
-    def key(r):
-        net = r.get("net_change")
-        return (net is None, -abs(net) if net is not None else 0.0, str(r["group"]))
-    return sorted(records, key=key)
 
 
 def score_changes_by_group(paired: pd.DataFrame) -> list[dict]:
@@ -260,19 +111,19 @@ def score_changes_by_group(paired: pd.DataFrame) -> list[dict]:
 
 
 def _summary(paired: pd.DataFrame) -> dict:
-    groups = _sorted_groups(_records(flip_counts_by(paired, "groups").rename(
+    groups = rank_groups(records(flip_counts_by(paired, "groups").rename(
         columns={"groups": "group"})))
     by_bin = flip_counts_by_uncertainty(paired, "base_entropy_norm")
     worsening = [g for g in groups if g["net_change"] is not None and g["net_change"] > 0]
     improving = [g for g in groups if g["net_change"] is not None and g["net_change"] < 0]
     out = {
         "n_paired": int(len(paired)),
-        "flips": _jsonable(flip_counts(paired)),
+        "flips": jsonable(flip_counts(paired)),
         "groups": groups,
-        "axes": _records(flip_counts_by(paired, "axis")),
+        "axes": records(flip_counts_by(paired, "axis")),
         "uncertainty": {
-            "bins": _records(by_bin),
-            "high_low_ratio": _jsonable(high_low_ratio(by_bin)),
+            "bins": records(by_bin),
+            "high_low_ratio": jsonable(high_low_ratio(by_bin)),
             "n_without_probs": int(paired["base_entropy_norm"].isna().sum()),
         },
         "group_asymmetry": {
@@ -286,16 +137,6 @@ def _summary(paired: pd.DataFrame) -> dict:
     return out
 
 
-def _metric_values(entry: Any) -> dict[tuple[str, str], Any]:
-    out = {}
-    if not isinstance(entry, dict):
-        return out
-    for key, value in entry.items():
-        metric, _, filt = str(key).partition(",")
-        out[(metric, filt)] = value
-    return out
-
-
 def score_rows(base_entry: Any, other_entry: Any, filter_: str | None = None) -> list[dict]:
     """lm-eval's aggregate scores of one task (``results[task]``) side by side.
 
@@ -303,7 +144,7 @@ def score_rows(base_entry: Any, other_entry: Any, filter_: str | None = None) ->
     answer, is kept and reads None), leaves out ``alias``, ``*_stderr`` and ``bias_item``;
     ``difference = other - base`` (None when either is missing). Only filter `filter_` when given.
     """
-    bv, ov = _metric_values(base_entry), _metric_values(other_entry)
+    bv, ov = metric_values(base_entry), metric_values(other_entry)
     rows = []
     for metric, filt in sorted(set(bv) | set(ov)):
         if metric in ("alias", "bias_item", "samples") or metric.endswith("_stderr") or not filt:
@@ -329,8 +170,8 @@ def compare_runs(base: Run, other: Run, *, allow_different_scorers: bool = False
     Runs whose generation tasks were scored by different scorers (or scorer versions) are refused
     unless `allow_different_scorers`; the differences are then listed under
     ``"scorer_differences"`` (a key present only when there are some)."""
-    common = _check_comparable(base, other)
-    scorer_diffs = _check_scorers(base, other, common, allow_different_scorers)
+    common = check_comparable(base, other)
+    scorer_diffs = check_scorers(base, other, common, allow_different_scorers)
     paired = pair_items(base.items[base.items["task"].isin(common)],
                         other.items[other.items["task"].isin(common)])
     base_res = base.results.get("results") or {}
@@ -347,7 +188,7 @@ def compare_runs(base: Run, other: Run, *, allow_different_scorers: bool = False
         if rows:
             aggregate_only.append({"name": name, "scores": rows})
     extra = {"scorer_differences": scorer_diffs} if scorer_diffs else {}
-    return _jsonable({
+    return jsonable({
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
         "base": base.info(),
@@ -377,41 +218,11 @@ def compare_run_folders(base: str | Path, other: str | Path, *,
 # ----------------------------------------------------------------------------- rendering
 
 
-def _pct(x: float | None, signed: bool = False) -> str:
-    if x is None:
-        return "-"
-    return f"{100 * x:+.1f}%" if signed else f"{100 * x:.1f}%"
-
-
-def _num(x: float | None, signed: bool = False) -> str:
-    if x is None:
-        return "-"
-    return f"{x:+.4g}" if signed else f"{x:.4g}"
-
-
-# Keys of a `config.quantization` record worth a place in the one-line run description (the
-# JSON output keeps the whole record).
-_QUANT_KEYS = ("bits", "group_size", "sym", "scheme", "act_bits", "weight_dtype", "library")
-
-
-def _quant_text(q: Any) -> str:
-    if q is None or q == {}:
-        return "quantization not recorded"
-    if isinstance(q, dict):
-        method = q.get("method")
-        if method is None:
-            return ", ".join(f"{k}={v}" for k, v in q.items())
-        if str(method).lower() == "none":
-            return "not quantized"
-        return " ".join([str(method)] + [f"{k}={q[k]}" for k in _QUANT_KEYS if k in q])
-    return str(q)
-
-
 def _run_lines(info: dict) -> tuple[str, str]:
     model = info.get("model_name") or "?"
     kind = ", ".join(str(x) for x in (info.get("model"), info.get("model_dtype")) if x)
     kind = f" [{kind}]" if kind else ""
-    head = f"{model}{kind}: {_quant_text(info.get('quantization'))}"
+    head = f"{model}{kind}: {quant_text(info.get('quantization'))}"
     files = info["results_file"]
     n_old = len(info.get("ignored_results_files") or [])
     if n_old:
@@ -423,11 +234,11 @@ def _task_rows(result: dict) -> list[list[str]]:
     def row(name, filt, s):
         f = s["flips"]
         return [name, filt, str(f["n_paired"]),
-                f"{f['response_flips']} ({_pct(f['response_flip_rate'])})",
-                f"{f['u2b']} ({_pct(f['u2b_rate_of_unbiased'])})",
-                f"{f['b2u']} ({_pct(f['b2u_rate_of_biased'])})",
-                _pct(f["net_change"], signed=True),
-                _num(s["uncertainty"]["high_low_ratio"])]
+                f"{f['response_flips']} ({pct(f['response_flip_rate'])})",
+                f"{f['u2b']} ({pct(f['u2b_rate_of_unbiased'])})",
+                f"{f['b2u']} ({pct(f['b2u_rate_of_biased'])})",
+                pct(f["net_change"], signed=True),
+                num(s["uncertainty"]["high_low_ratio"])]
     rows = [row(t["task"], t["filter"], t) for t in result["tasks"]]
     rows.append(row("all tasks", "", result["all_tasks"]))
     return rows
@@ -447,35 +258,35 @@ def _schg_rows(changes: list[dict], top: int | None = None) -> list[list[str]]:
     if top is not None:
         changes = sorted(changes, key=lambda c: (c["mean_change"] is None,
                                                  -abs(c["mean_change"] or 0.0)))[:top]
-    return [[c["group"], c["score"], str(c["n"]), _num(c["base_mean"]), _num(c["other_mean"]),
-             _num(c["mean_change"], signed=True)] for c in changes]
+    return [[c["group"], c["score"], str(c["n"]), num(c["base_mean"]), num(c["other_mean"]),
+             num(c["mean_change"], signed=True)] for c in changes]
 
 
 def _group_rows(groups: list[dict]) -> list[list[str]]:
     return [[g["group"], str(g["n_paired"]),
-             f"{g['response_flips']} ({_pct(g['response_flip_rate'])})",
-             f"{g['u2b']} ({_pct(g['u2b_rate_of_unbiased'])})",
-             f"{g['b2u']} ({_pct(g['b2u_rate_of_biased'])})",
-             _pct(g["net_change"], signed=True)] for g in groups]
+             f"{g['response_flips']} ({pct(g['response_flip_rate'])})",
+             f"{g['u2b']} ({pct(g['u2b_rate_of_unbiased'])})",
+             f"{g['b2u']} ({pct(g['b2u_rate_of_biased'])})",
+             pct(g["net_change"], signed=True)] for g in groups]
 
 
 def _bin_rows(unc: dict) -> list[list[str]]:
     return [[b["bin"], str(b["n_paired"]),
-             f"{b['response_flips']} ({_pct(b['response_flip_rate'])})",
+             f"{b['response_flips']} ({pct(b['response_flip_rate'])})",
              str(b["u2b"]), str(b["b2u"]),
-             f"{b['bias_flips']} ({_pct(b['bias_flip_rate'])})"] for b in unc["bins"]]
+             f"{b['bias_flips']} ({pct(b['bias_flip_rate'])})"] for b in unc["bins"]]
 
 
 def _score_table_rows(result: dict) -> list[list[str]]:
     rows = []
     for t in result["tasks"]:
         for s in t["scores"]:
-            rows.append([t["task"], s["metric"], s["filter"], _num(s["base"]), _num(s["other"]),
-                         _num(s["difference"], signed=True)])
+            rows.append([t["task"], s["metric"], s["filter"], num(s["base"]), num(s["other"]),
+                         num(s["difference"], signed=True)])
     for a in result.get("aggregate_only", []):
         for s in a["scores"]:
-            rows.append([a["name"], s["metric"], s["filter"], _num(s["base"]), _num(s["other"]),
-                         _num(s["difference"], signed=True)])
+            rows.append([a["name"], s["metric"], s["filter"], num(s["base"]), num(s["other"]),
+                         num(s["difference"], signed=True)])
     return rows
 
 
@@ -535,7 +346,7 @@ def render_terminal(result: dict) -> str:
     unc = result["all_tasks"]["uncertainty"]
     out += ["", "Uncertainty of the BASE answer (normalized entropy: low <= 1/3 < medium <= 2/3 "
             "< high)", _fixed(_BIN_HEAD, _bin_rows(unc))]
-    extra = f"high/low response-flip ratio: {_num(unc['high_low_ratio'])}"
+    extra = f"high/low response-flip ratio: {num(unc['high_low_ratio'])}"
     if unc["n_without_probs"]:
         extra += f"; {unc['n_without_probs']} items without probabilities are in no bin"
     out.append(extra)
@@ -568,7 +379,7 @@ def render_markdown(result: dict) -> str:
     out += ["", "## Uncertainty of the BASE answer", "",
             "Normalized entropy of BASE's option probabilities: low <= 1/3 < medium <= 2/3 < high.",
             "", _md(_BIN_HEAD, _bin_rows(unc)), "",
-            f"High/low response-flip ratio: {_num(unc['high_low_ratio'])}."]
+            f"High/low response-flip ratio: {num(unc['high_low_ratio'])}."]
     if unc["n_without_probs"]:
         out[-1] += f" {unc['n_without_probs']} items without probabilities are in no bin."
     scores = _score_table_rows(result)
@@ -585,34 +396,6 @@ def render_markdown(result: dict) -> str:
             out += [_md(_BIN_HEAD, _bin_rows(t["uncertainty"]))]
     out += ["", _NOTE, ""]
     return "\n".join(out)
-
-
-def check_output_file(path: str | Path) -> Path:
-    """Refuse (`BiasEvalError`) an output file that cannot be written: its folder is missing or
-    not writable, or the path is a folder. Called before any work, so that a bad ``--output-*``
-    fails at once and nothing is written half-way."""
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise BiasEvalError(
-            f"cannot write {path}: folder {folder} does not exist; create it or choose another path"
-        )
-    if path.is_dir():
-        raise BiasEvalError(f"cannot write {path}: it is a folder; give a file name")
-    if not os.access(folder, os.W_OK):
-        raise BiasEvalError(
-            f"cannot write {path}: folder {folder} is not writable; choose another path"
-        )
-    return path
-
-
-def write_json(result: dict, path: str | Path) -> None:
-    """Write `result` as JSON (sorted keys, no NaN) atomically: a temporary file in the same folder,
-    then a rename."""
-    path = check_output_file(path)
-    text = json.dumps(_jsonable(result), sort_keys=True, indent=2, allow_nan=False,
-                      ensure_ascii=False)
-    write_atomic(path, text + "\n")
 
 
 def write_markdown(result: dict, path: str | Path) -> None:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from lm_eval_bias._files import write_atomic
-from lm_eval_bias.analysis.compare import _jsonable
+from lm_eval_bias.analysis.output import jsonable
 from lm_eval_bias.analysis.runs import read_run
 from lm_eval_bias.analysis.submission import validate_schema
 from lm_eval_bias.analysis.verify import Verification, verify_files
@@ -113,8 +113,7 @@ def report_plots(runs: list[Path]) -> tuple[dict[str, str], str | None]:
     if len(runs) < 2:
         return {}, None
     try:
-        from lm_eval_bias.analysis.report import build_report
-        from lm_eval_bias.analysis.report_render import render_plots
+        from lm_eval_bias.analysis.report import build_report, render_plots
 
         report = build_report([read_run(runs[1]), read_run(runs[0])], reference=0, n_boot=100)
         png = render_plots(report)
@@ -173,7 +172,7 @@ def render_page(rows: list[dict], skipped: list[dict]) -> str:
     else:
         skipped_html = ""
     page = _TEMPLATE.read_text(encoding="utf-8")
-    return (page.replace("/*DATA*/null", _script_json(_jsonable({"rows": rows, "benchmarks": benchmarks})))
+    return (page.replace("/*DATA*/null", _script_json(jsonable({"rows": rows, "benchmarks": benchmarks})))
             .replace("<!--SKIPPED-->", skipped_html))
 
 

@@ -96,7 +96,7 @@ class Run:
     @property
     def model_name(self) -> str | None:
         """The checkpoint (lm-eval's ``model_name``: ``pretrained=`` of the model args)."""
-        return self.results.get("model_name") or _model_args_dict(self.model_args).get("pretrained")
+        return self.results.get("model_name") or model_args_dict(self.model_args).get("pretrained")
 
     @property
     def quantization(self) -> Any:
@@ -106,7 +106,7 @@ class Run:
         q = self.config.get("quantization")
         if q is not None:
             return q
-        args = _model_args_dict(self.model_args)
+        args = model_args_dict(self.model_args)
         found = {k: v for k, v in args.items()
                  if "quant" in k.lower() or "bits" in k.lower() or k.lower().startswith("load_in_")}
         return found or None
@@ -156,7 +156,8 @@ class Run:
         }
 
 
-def _model_args_dict(model_args: Any) -> dict:
+def model_args_dict(model_args: Any) -> dict:
+    """`config.model_args` as a dict, whether lm-eval wrote the parsed dict or the string."""
     if isinstance(model_args, dict):
         return {str(k): v for k, v in model_args.items()}
     if isinstance(model_args, str):
@@ -359,130 +360,148 @@ def _fast_probs(x: Any) -> list[float] | None:
     return _as_probs(x)
 
 
+def _parse_line(line: bytes, where: str) -> dict:
+    """One sample line as a dict; refuses bytes that are not UTF-8, bad JSON (a truncated last
+    line named as such) and lines that are not JSON objects."""
+    try:
+        rec = _loads(line)
+    except UnicodeDecodeError:
+        raise BiasEvalError(
+            f"{where}: not UTF-8 text; the samples file is damaged, rerun lm_eval with "
+            "--log_samples"
+        ) from None
+    except (json.JSONDecodeError, RecursionError) as exc:
+        msg = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+        if not line.endswith(b"\n"):
+            raise BiasEvalError(
+                f"{where}: truncated last line ({msg}); the run was interrupted while "
+                "writing samples, rerun lm_eval with --log_samples"
+            ) from None
+        raise BiasEvalError(
+            f"{where}: not valid JSON ({msg}); the samples file is damaged, rerun "
+            "lm_eval with --log_samples"
+        ) from None
+    if not isinstance(rec, dict):
+        raise BiasEvalError(
+            f"{where}: a sample line must be a JSON object; the samples file is damaged, "
+            "rerun lm_eval with --log_samples"
+        )
+    return rec
+
+
+def _check_item(item: Any, where: str) -> None:
+    if not isinstance(item, dict):
+        raise BiasEvalError(
+            f"{where}: bias_item must be a JSON object, got {type(item).__name__}; "
+            "rerun with a current lm-eval-bias"
+        )
+    version = item.get("v")
+    if isinstance(version, bool) or version not in KNOWN_BIAS_ITEM_VERSIONS:
+        known = ", ".join(str(v) for v in KNOWN_BIAS_ITEM_VERSIONS)
+        raise BiasEvalError(
+            f"{where}: bias_item version v={_short(version)} is not known to this "
+            f"lm-eval-bias (reads v={known}); upgrade lm-eval-bias "
+            "(pip install -U lm-eval-bias)"
+        )
+
+
+def _row(rec: dict, item: dict, task: str) -> tuple:
+    """The values of `_ROW_KEYS` of one sample line; raises `_BadValue` on a badly typed one."""
+    doc_id = _opt_int(rec.get("doc_id"), "doc_id")
+    if doc_id is None:
+        raise _BadValue("doc_id is missing")
+    filt = rec.get("filter")
+    if type(filt) is not str or not filt:
+        filt = _as_str(filt) or "none"
+    pred = _opt_int(item.get("pred"), "bias_item.pred")
+    label = _opt_str(item.get("label"))
+    invalid = item.get("invalid")
+    if type(invalid) is not bool:
+        invalid = bool(_as_bool(invalid, "bias_item.invalid"))
+    scores = item.get("scores")
+    return (
+        task,
+        filt,
+        doc_id,
+        _opt_str(rec.get("doc_hash")),
+        _opt_str(rec.get("prompt_hash")),
+        _opt_str(rec.get("target_hash")),
+        pred,
+        invalid or (pred is None and label is None),
+        _opt_int(item.get("gold"), "bias_item.gold"),
+        _opt_bool(item.get("biased"), "bias_item.biased"),
+        label,
+        _fast_groups(item.get("groups")),
+        _opt_str(item.get("axis")),
+        _fast_probs(item.get("probs")),
+        _opt_bool(item.get("unknown_chosen"), "bias_item.unknown_chosen"),
+        _opt_int(item.get("biased_choice"), "bias_item.biased_choice"),
+        _opt_int(item.get("unknown_choice"), "bias_item.unknown_choice"),
+        scores if isinstance(scores, dict) else None,
+        _opt_str(item.get("benchmark")),
+        _opt_str(item.get("context_condition")),
+        _opt_str(item.get("question_polarity")),
+    )
+
+
+def _lines(path: Path):
+    """(line number, raw line) of every non-blank line of `path`. Binary lines, decoded one by
+    one later: a text-mode reader decodes 8 KiB chunks, so a bad byte would be reported on
+    whichever line started that chunk, not on its own line."""
+    try:
+        fh = path.open("rb")
+    except OSError as exc:
+        raise BiasEvalError(f"cannot read {path}: {exc.strerror}; check the file's permissions")
+    with fh:
+        for lineno, line in enumerate(fh, start=1):
+            if line.strip():
+                yield lineno, line
+
+
 def _read_samples(path: Path, task: str, cols: dict[str, list]) -> tuple[int, int]:
     """Append the rows of one samples file to `cols`; return (rows added, non-blank lines).
     0 rows from a non-empty file means: no line has a `bias_item` (not an lm-eval-bias task).
     Refuses mixed files, bad JSON, bytes that are not UTF-8, unknown versions and duplicate
     (doc_id, filter), naming the line."""
     seen: dict[tuple[int, str], int] = {}
-    with_item = without_item = n_lines = 0
-    first_without = 0
+    with_item = without_item = n_lines = first_without = 0
     rows: list[tuple] = []
-    try:
-        fh = path.open("rb")
-    except OSError as exc:
-        raise BiasEvalError(f"cannot read {path}: {exc.strerror}; check the file's permissions")
-    # Binary lines, decoded one by one: a text-mode reader decodes 8 KiB chunks, so a bad byte
-    # would be reported on whichever line started that chunk, not on its own line.
-    with fh:
-        lineno = 0
-        for line in fh:
-            lineno += 1
-            if not line.strip():
-                continue
-            n_lines += 1
-            where = f"{path}:{lineno}"
-            try:
-                rec = _loads(line)
-            except UnicodeDecodeError:
+    for lineno, line in _lines(path):
+        n_lines += 1
+        where = f"{path}:{lineno}"
+        rec = _parse_line(line, where)
+        item = rec.get("bias_item")
+        if item is None:
+            without_item += 1
+            first_without = first_without or lineno
+            if with_item:
                 raise BiasEvalError(
-                    f"{where}: not UTF-8 text; the samples file is damaged, rerun lm_eval with "
-                    "--log_samples"
-                ) from None
-            except (json.JSONDecodeError, RecursionError) as exc:
-                msg = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
-                if not line.endswith(b"\n"):
-                    raise BiasEvalError(
-                        f"{where}: truncated last line ({msg}); the run was interrupted while "
-                        "writing samples, rerun lm_eval with --log_samples"
-                    ) from None
-                raise BiasEvalError(
-                    f"{where}: not valid JSON ({msg}); the samples file is damaged, rerun "
-                    "lm_eval with --log_samples"
-                ) from None
-            if not isinstance(rec, dict):
-                raise BiasEvalError(
-                    f"{where}: a sample line must be a JSON object; the samples file is damaged, "
-                    "rerun lm_eval with --log_samples"
+                    f"{where}: sample has no bias_item while earlier lines do; the samples "
+                    "file mixes runs, rerun lm_eval into a fresh --output_path"
                 )
-            item = rec.get("bias_item")
-            if item is None:
-                without_item += 1
-                first_without = first_without or lineno
-                if with_item:
-                    raise BiasEvalError(
-                        f"{where}: sample has no bias_item while earlier lines do; the samples "
-                        "file mixes runs, rerun lm_eval into a fresh --output_path"
-                    )
-                continue
-            if without_item:
-                raise BiasEvalError(
-                    f"{where}: sample has a bias_item but line {first_without} has none; the "
-                    "samples file mixes runs, rerun lm_eval into a fresh --output_path"
-                )
-            with_item += 1
-            if not isinstance(item, dict):
-                raise BiasEvalError(
-                    f"{where}: bias_item must be a JSON object, got {type(item).__name__}; "
-                    "rerun with a current lm-eval-bias"
-                )
-            version = item.get("v")
-            if isinstance(version, bool) or version not in KNOWN_BIAS_ITEM_VERSIONS:
-                known = ", ".join(str(v) for v in KNOWN_BIAS_ITEM_VERSIONS)
-                raise BiasEvalError(
-                    f"{where}: bias_item version v={_short(version)} is not known to this "
-                    f"lm-eval-bias (reads v={known}); upgrade lm-eval-bias "
-                    "(pip install -U lm-eval-bias)"
-                )
-            try:
-                doc_id = _opt_int(rec.get("doc_id"), "doc_id")
-                if doc_id is None:
-                    raise _BadValue("doc_id is missing")
-                filt = rec.get("filter")
-                if type(filt) is not str or not filt:
-                    filt = _as_str(filt) or "none"
-                pred = _opt_int(item.get("pred"), "bias_item.pred")
-                label = _opt_str(item.get("label"))
-                invalid = item.get("invalid")
-                if type(invalid) is not bool:
-                    invalid = bool(_as_bool(invalid, "bias_item.invalid"))
-                scores = item.get("scores")
-                row = (
-                    task,
-                    filt,
-                    doc_id,
-                    _opt_str(rec.get("doc_hash")),
-                    _opt_str(rec.get("prompt_hash")),
-                    _opt_str(rec.get("target_hash")),
-                    pred,
-                    invalid or (pred is None and label is None),
-                    _opt_int(item.get("gold"), "bias_item.gold"),
-                    _opt_bool(item.get("biased"), "bias_item.biased"),
-                    label,
-                    _fast_groups(item.get("groups")),
-                    _opt_str(item.get("axis")),
-                    _fast_probs(item.get("probs")),
-                    _opt_bool(item.get("unknown_chosen"), "bias_item.unknown_chosen"),
-                    _opt_int(item.get("biased_choice"), "bias_item.biased_choice"),
-                    _opt_int(item.get("unknown_choice"), "bias_item.unknown_choice"),
-                    scores if isinstance(scores, dict) else None,
-                    _opt_str(item.get("benchmark")),
-                    _opt_str(item.get("context_condition")),
-                    _opt_str(item.get("question_polarity")),
-                )
-            except _BadValue as exc:
-                raise BiasEvalError(
-                    f"{where}: bad bias_item ({exc}); rerun with a current lm-eval-bias"
-                ) from None
-            key = (doc_id, filt)
-            if key in seen:
-                raise BiasEvalError(
-                    f"{where}: duplicate sample for task {task} doc_id {doc_id} filter {filt} "
-                    f"(first on line {seen[key]}); lm-eval appends to samples files, rerun into "
-                    "a fresh --output_path"
-                )
-            seen[key] = lineno
-            rows.append(row)
+            continue
+        if without_item:
+            raise BiasEvalError(
+                f"{where}: sample has a bias_item but line {first_without} has none; the "
+                "samples file mixes runs, rerun lm_eval into a fresh --output_path"
+            )
+        with_item += 1
+        _check_item(item, where)
+        try:
+            row = _row(rec, item, task)
+        except _BadValue as exc:
+            raise BiasEvalError(
+                f"{where}: bad bias_item ({exc}); rerun with a current lm-eval-bias"
+            ) from None
+        key = (row[2], row[1])
+        if key in seen:
+            raise BiasEvalError(
+                f"{where}: duplicate sample for task {task} doc_id {row[2]} filter {row[1]} "
+                f"(first on line {seen[key]}); lm-eval appends to samples files, rerun into "
+                "a fresh --output_path"
+            )
+        seen[key] = lineno
+        rows.append(row)
     if with_item and rows:
         for c, values in zip(_ROW_KEYS, zip(*rows)):
             cols[c].extend(values)
@@ -557,20 +576,7 @@ def _check_counts(items: pd.DataFrame, counts: dict[str, int], samples: dict[str
         )
 
 
-def read_run(path: str | Path) -> Run:
-    """Read an lm-eval ``--output_path`` folder (or one ``results_*.json`` in it) into a `Run`.
-
-    Refuses (`BiasEvalError`, one line naming the file): a missing folder; no results JSON; no
-    samples files of that results file's timestamp (rerun with ``--log_samples``); a results file or
-    samples line that is not valid JSON (including a truncated last line) or not UTF-8; a
-    ``bias_item`` of an unknown version ``v`` or with badly typed values; an empty run (no sample
-    line at all); a run in which no task has ``bias_item`` records; duplicate (task, doc_id,
-    filter) lines. Tasks without any ``bias_item`` (e.g. a
-    perplexity task run alongside) are left out of the item table and listed in
-    ``Run.skipped_tasks``.
-    """
-    path = Path(path)
-    results_file, older = _locate(path)
+def _load_results(results_file: Path) -> dict:
     try:
         with results_file.open("r", encoding="utf-8") as fh:
             results = json.load(fh)
@@ -585,21 +591,12 @@ def read_run(path: str | Path) -> Run:
         ) from None
     if not isinstance(results, dict):
         raise BiasEvalError(f"{results_file} is not an lm-eval results file; rerun lm_eval")
-    timestamp = _results_timestamp(results_file)
-    samples = _samples_files(results_file, timestamp)
-    if not samples:
-        raise BiasEvalError(
-            f"no samples_*_{timestamp}.jsonl next to {results_file}; rerun lm_eval with "
-            "--log_samples"
-        )
-    expected = results.get("configs") or {}
-    missing = sorted(t for t in expected if t not in samples)
-    if missing:
-        raise BiasEvalError(
-            f"{results_file} lists task {missing[0]} but samples_{missing[0]}_{timestamp}.jsonl "
-            f"is missing in {results_file.parent}; the run was interrupted, rerun lm_eval with "
-            "--log_samples"
-        )
+    return results
+
+
+def _read_all_samples(samples: dict[str, Path]) -> tuple[dict[str, list], dict[str, str],
+                                                          list[str]]:
+    """(item columns, {skipped task: why}, tasks with an empty samples file)."""
     derived = ("entropy_norm", "uncertainty")
     cols: dict[str, list] = {c: [] for c in ITEM_COLUMNS if c not in derived}
     skipped: dict[str, str] = {}
@@ -619,7 +616,11 @@ def read_run(path: str | Path) -> Run:
     finally:
         if gc_was_enabled:
             gc.enable()
-    counts = _declared_counts(results)
+    return cols, skipped, empty
+
+
+def _check_not_empty(cols: dict[str, list], samples: dict[str, Path], empty: list[str],
+                     counts: dict[str, int], results_file: Path) -> None:
     for task in empty:
         if counts.get(task):
             raise BiasEvalError(
@@ -639,6 +640,41 @@ def read_run(path: str | Path) -> Run:
             f"{', '.join(sorted(t for t in samples if t not in empty))} are not lm-eval-bias "
             "tasks); run lm-eval-bias tasks with --log_samples"
         )
+
+
+def read_run(path: str | Path) -> Run:
+    """Read an lm-eval ``--output_path`` folder (or one ``results_*.json`` in it) into a `Run`.
+
+    Refuses (`BiasEvalError`, one line naming the file): a missing folder; no results JSON; no
+    samples files of that results file's timestamp (rerun with ``--log_samples``); a results file or
+    samples line that is not valid JSON (including a truncated last line) or not UTF-8; a
+    ``bias_item`` of an unknown version ``v`` or with badly typed values; an empty run (no sample
+    line at all); a run in which no task has ``bias_item`` records; duplicate (task, doc_id,
+    filter) lines. Tasks without any ``bias_item`` (e.g. a
+    perplexity task run alongside) are left out of the item table and listed in
+    ``Run.skipped_tasks``.
+    """
+    path = Path(path)
+    results_file, older = _locate(path)
+    results = _load_results(results_file)
+    timestamp = _results_timestamp(results_file)
+    samples = _samples_files(results_file, timestamp)
+    if not samples:
+        raise BiasEvalError(
+            f"no samples_*_{timestamp}.jsonl next to {results_file}; rerun lm_eval with "
+            "--log_samples"
+        )
+    expected = results.get("configs") or {}
+    missing = sorted(t for t in expected if t not in samples)
+    if missing:
+        raise BiasEvalError(
+            f"{results_file} lists task {missing[0]} but samples_{missing[0]}_{timestamp}.jsonl "
+            f"is missing in {results_file.parent}; the run was interrupted, rerun lm_eval with "
+            "--log_samples"
+        )
+    cols, skipped, empty = _read_all_samples(samples)
+    counts = _declared_counts(results)
+    _check_not_empty(cols, samples, empty, counts, results_file)
     items = _build_table(cols)
     _check_counts(items, counts, samples, results_file)
     return Run(

@@ -46,7 +46,6 @@ label, among those with a label; `accuracy` is over items with a gold answer (in
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import json
 import re
 from pathlib import Path
@@ -54,8 +53,11 @@ from typing import Any
 
 import pandas as pd
 
-from lm_eval_bias.analysis.compare import _jsonable, compare_runs, write_json
-from lm_eval_bias.analysis.runs import Run, _model_args_dict, read_run
+from lm_eval_bias import __version__
+from lm_eval_bias._versions import package_version
+from lm_eval_bias.analysis.compare import compare_runs
+from lm_eval_bias.analysis.output import jsonable, write_json
+from lm_eval_bias.analysis.runs import Run, model_args_dict, read_run
 from lm_eval_bias.errors import BiasEvalError
 
 SCHEMA = "lm-eval-bias/submission"
@@ -105,13 +107,6 @@ def weights_digest(folder: str | Path) -> dict:
     return {"sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(), "files": per_file}
 
 
-def _version(dist: str) -> str | None:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
 # ----------------------------------------------------------------------------- samples scan
 
 
@@ -151,7 +146,7 @@ class SamplesScan:
                 if isinstance(item, dict):
                     for key, value in item.items():
                         if key.endswith("_scorer") and isinstance(value, dict) and value.get("name"):
-                            self.scorers.setdefault(str(value["name"]), _jsonable(value))
+                            self.scorers.setdefault(str(value["name"]), jsonable(value))
         self.task_hash = hashlib.sha256("".join(line_hashes).encode("utf-8")).hexdigest()
 
 
@@ -160,7 +155,7 @@ class SamplesScan:
 
 def _model_section(run: Run, weights: str | Path | None, require_weights: bool = True) -> dict:
     cfg = run.config
-    args = _model_args_dict(run.model_args)
+    args = model_args_dict(run.model_args)
     name = run.model_name
     revision = args.get("revision") or cfg.get("model_revision")
     sha = cfg.get("model_sha") or None
@@ -177,7 +172,7 @@ def _model_section(run: Run, weights: str | Path | None, require_weights: bool =
             )
     # a local checkpoint is pinned by its content hash (required at export)
     pinned = local or bool(sha) or bool(revision and _SHA_RE.match(str(revision)))
-    return _jsonable({
+    return jsonable({
         "name": name, "lm_eval_model": run.model, "model_args": args,
         "dtype": cfg.get("model_dtype"), "num_parameters": cfg.get("model_num_parameters"),
         "revision": revision, "sha": sha, "pinned": pinned, "local": local, "weights": digest,
@@ -198,7 +193,7 @@ def _generation_section(run: Run, tasks: list[str]) -> dict:
         per_task[task] = {k: c.get(k) for k in _GEN_TASK_KEYS}
         # the task's --metadata minus where its YAML lives on the machine that ran it
         per_task[task]["metadata"] = {k: v for k, v in meta.items() if k != "config_source"}
-    return _jsonable({
+    return jsonable({
         "gen_kwargs": cfg.get("gen_kwargs"),
         "limit": cfg.get("limit"),
         "seeds": {k: cfg.get(k) for k in ("random_seed", "numpy_seed", "torch_seed",
@@ -265,7 +260,7 @@ def _scores(entry: Any) -> dict:
         out[str(key)] = {"value": value,
                          "stderr": stderr if isinstance(stderr, (int, float)) and
                          not isinstance(stderr, bool) else None}
-    return _jsonable(out)
+    return jsonable(out)
 
 
 def _files_section(run: Run, scans: dict[str, SamplesScan]) -> dict:
@@ -337,18 +332,18 @@ def build_submission(run: Run, reference: Run | None = None, *,
         ref_scans = reference_scans if reference_scans is not None else scan_run(reference)
         ref_section = {
             "model": _model_section(reference, reference_weights, require_weights),
-            "quantization": _jsonable(reference.quantization),
+            "quantization": jsonable(reference.quantization),
             "files": _files_section(reference, ref_scans),
             "tasks": {t: {"version": reference.versions.get(t),
                           "task_hash": reference.task_hashes.get(t)} for t in reference.tasks},
         }
         change = change_section(reference, run)
-    return _jsonable({
+    return jsonable({
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
         "software": {
-            "lm_eval_bias": _version("lm-eval-bias") or _package_version(),
-            "lm_eval": _version("lm-eval"),
+            "lm_eval_bias": package_version("lm-eval-bias") or __version__,
+            "lm_eval": package_version("lm-eval"),
             "run_lm_eval": run.results.get("lm_eval_version"),
             "run_transformers": run.results.get("transformers_version"),
         },
@@ -362,11 +357,6 @@ def build_submission(run: Run, reference: Run | None = None, *,
         "reference": ref_section,
         "change": change,
     })
-
-
-def _package_version() -> str:
-    from lm_eval_bias import __version__
-    return __version__
 
 
 def validate_schema(doc: Any) -> list[tuple[str, str]]:

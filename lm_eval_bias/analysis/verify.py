@@ -213,7 +213,12 @@ def _check_installed(task_name: str, sub: dict, gen: dict, scan: SamplesScan,
     installed_version = (task.config.metadata or {}).get("version")
     diff(claimed.get("version"), installed_version, f"{where}.version", res.mismatches,
          source=" (installed task)")
-    # aggregates, recomputed from the samples lines with the installed aggregation functions
+    _check_scores(task, claimed, scan, where, res)
+    _check_task_hash(task, task_name, claimed, gen, scan, res)
+
+
+def _check_scores(task, claimed: dict, scan: SamplesScan, where: str, res: Verification) -> None:
+    """Aggregates, recomputed from the samples lines with the installed aggregation functions."""
     aggs = task.aggregation()
     for key, score in sorted((claimed.get("scores") or {}).items()):
         metric, _, filt = key.partition(",")
@@ -235,7 +240,12 @@ def _check_installed(task_name: str, sub: dict, gen: dict, scan: SamplesScan,
         diff(score.get("value"), value, f"{where}.scores[{json.dumps(key)}].value",
              res.mismatches, source=" (recomputed from samples with the installed aggregation)")
         res.n_recomputed_scores += 1
-    # task hash from the installed task's documents, prompts and targets
+
+
+def _check_task_hash(task, task_name: str, claimed: dict, gen: dict, scan: SamplesScan,
+                     res: Verification) -> None:
+    """Task hash from the installed task's documents, prompts and targets."""
+    where = f"tasks.{task_name}"
     lines = scan.lines
     if not lines:
         return

@@ -13,8 +13,8 @@ Columns read
 ``axis``                             benchmark category / bias type (for `flip_counts_by`)
 ``base_entropy_norm``                normalized entropy of the base run's probabilities
 
-Definitions (S2, S3; `/work/shared/METRICS.md`)
------------------------------------------------
+Definitions (S2, S3; docs/metrics.md, "Item-level change between two runs")
+-----------------------------------------------------------------------------
 Response flip of an item: the response changed. The response is the triple
 (invalid, pred, label); an item invalid in both runs is *not* a flip (nothing to compare), an
 item valid in one run and invalid in the other *is* a flip.

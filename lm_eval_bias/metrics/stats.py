@@ -1,19 +1,23 @@
 """Significance for item-level change: McNemar, Benjamini-Hochberg, bootstrap CIs, dose-response.
 
 Pure functions, no I/O (pingouin's shape: one function per test, fixed output keys, the formula and
-the reference in the docstring). Definitions: `/work/shared/METRICS.md`, "Significance" and
-"Dose-response". The computations are statsmodels' own; this module chooses the variant, checks
-the input and returns plain Python values (floats, or None where a value is undefined; never NaN).
+the reference in the docstring). Definitions: docs/metrics.md, "Statistics". McNemar, BH and the
+ML logistic fit are statsmodels' own; this module chooses the variant, checks the input and
+returns plain Python values (floats, or None where a value is undefined; never NaN or inf). The
+Firth fit is ours (statsmodels has none), pinned to R's logistf.
 
 Functions
 ---------
 `mcnemar`               paired test of two binary labels (e.g. an item's biased label in two runs)
-`benjamini_hochberg`    false-discovery-rate adjusted p-values (q-values) over a family of tests
+`benjamini_hochberg`    false-discovery-rate adjusted p-values (q-values) over a family of tests;
+                        the package's one BH implementation
 `bootstrap_ci`          seeded percentile bootstrap CI of a statistic of item values; paired when
                         a second array of the same items is given (difference between two runs)
 `bootstrap_counts_ci`   the same bootstrap for statistics of category counts, drawn as multinomial
                         counts (exactly equivalent in distribution, and O(n_boot * cells) fast)
-`dose_response`         logistic regression of "item became biased" on bits removed (S2)
+`firth_logit`           Firth's penalised logistic regression with profile-likelihood CIs
+`dose_response`         logistic regression of "item became biased" on bits removed (S2), with
+                        item-clustered errors; Firth's fit under separation
 `masked_flipping`       share of flips inside units whose aggregate did not change significantly
 """
 
@@ -30,9 +34,10 @@ import pandas as pd
 EXACT_BELOW = 25
 
 MCNEMAR_KEYS = ("b", "c", "n_discordant", "statistic", "pvalue", "method")
-DOSE_RESPONSE_KEYS = ("n", "n_events", "n_levels", "intercept", "slope", "slope_se", "slope_ci_low",
-                      "slope_ci_high", "odds_ratio", "odds_ratio_ci_low", "odds_ratio_ci_high",
-                      "pvalue", "converged", "note")
+DOSE_RESPONSE_KEYS = ("estimable", "method", "separation", "note", "n_rows", "n_items", "n_events",
+                      "n_levels", "intercept", "slope", "slope_se", "slope_ci_low", "slope_ci_high",
+                      "odds_ratio", "odds_ratio_ci_low", "odds_ratio_ci_high", "pvalue",
+                      "converged")
 _STATISTICS = ("mean", "sum", "median")
 
 
@@ -247,68 +252,313 @@ def bootstrap_counts_ci(counts: Sequence[int] | np.ndarray,
     return out
 
 
+# ----------------------------------------------------------------------------- Firth
+#
+# Why our own code: statsmodels (0.14, 0.15) has no Firth-penalised logistic regression, and a
+# dose-response over few bit widths is often separated (nothing changes at 8 bits, most items
+# change at 3), where the maximum-likelihood slope is infinite. The implementation below follows
+# the published method (Firth 1993; Heinze & Schemper 2002, the algorithm of R's logistf) and is
+# pinned to logistf's figures (its sex2 data set) in tests/metrics/test_dose_response.py.
+
+FIRTH_KEYS = ("params", "bse", "ci_low", "ci_high", "chi2", "pvalue", "loglik", "converged",
+              "n_iter")
+_MAX_STEP = 5.0          # logistf's default maxstep: no Newton step moves a coefficient further
+
+
+def _firth_state(beta: np.ndarray, X: np.ndarray, y: np.ndarray, f: np.ndarray,
+                 augmented: bool = False):
+    """Penalised log-likelihood, its gradient (the modified score) and the Fisher information
+    (`augmented`: of logistf's augmented data, weights ``(f + h) p (1 - p)``)."""
+    from scipy.special import expit
+
+    eta = X @ beta
+    p = expit(eta)
+    w = f * p * expit(-eta)              # p (1 - p) without cancellation for large |eta|
+    info = (X * w[:, None]).T @ X
+    sign, logdet = np.linalg.slogdet(info)
+    if sign <= 0:
+        return -math.inf, None, info
+    ll = float(np.sum(f * (y * eta - np.logaddexp(0.0, eta)))) + 0.5 * float(logdet)
+    h = w * np.einsum("ij,jk,ik->i", X, np.linalg.inv(info), X)     # hat-matrix diagonal
+    score = X.T @ (f * (y - p) + h * (0.5 - p))
+    if augmented:
+        info = (X * (w + h * p * (1.0 - p))[:, None]).T @ X
+    return ll, score, info
+
+
+def _firth_maximise(X, y, f, beta, free, maxiter=200, tol=1e-10):
+    """Newton-Raphson with step halving on the penalised log-likelihood over the `free`
+    coefficients (the others stay fixed: that is the profile likelihood). Converged when the full
+    Newton step is below ``tol * max(1, max |beta|)``."""
+    ll, score, info = _firth_state(beta, X, y, f)
+    if not free.any():
+        return beta, ll, score is not None, 0
+    for it in range(1, maxiter + 1):
+        if score is None:
+            return beta, ll, False, it
+        step = np.zeros_like(beta)
+        step[free] = np.linalg.solve(info[np.ix_(free, free)], score[free])
+        biggest = np.max(np.abs(step))
+        if biggest <= tol * max(1.0, float(np.max(np.abs(beta)))):
+            c_ll, c_score, _ = _firth_state(beta + step, X, y, f)
+            if c_score is not None:          # the last, tiny Newton step
+                beta, ll = beta + step, c_ll
+            return beta, ll, True, it
+        if biggest > _MAX_STEP:
+            step *= _MAX_STEP / biggest
+        for _ in range(30):
+            cand = beta + step
+            c_ll, c_score, c_info = _firth_state(cand, X, y, f)
+            if c_ll >= ll - 1e-12:
+                break
+            step /= 2.0
+        else:
+            return beta, ll, False, it
+        beta, ll, score, info = cand, c_ll, c_score, c_info
+    return beta, ll, False, maxiter
+
+
+def _profile_loglik(X, y, f, beta_hat, j, b):
+    """max over the other coefficients of the penalised log-likelihood with coefficient j = b.
+
+    The fit starts at the estimate with b_j moved and, where a free column is constant (the
+    intercept), the linear predictor kept at the weighted mean of x_j: from there Newton needs
+    few steps and never starts on fitted probabilities of exactly 0 or 1."""
+    free = np.ones(beta_hat.size, dtype=bool)
+    free[j] = False
+    beta = beta_hat.copy()
+    beta[j] = b
+    const = [c for c in np.flatnonzero(free) if np.ptp(X[:, c]) == 0 and X[0, c] != 0]
+    if const and f.sum() > 0:
+        beta[const[0]] += (beta_hat[j] - b) * float(np.average(X[:, j], weights=f)) / X[0, const[0]]
+    return _firth_maximise(X, y, f, beta, free)[1]
+
+
+def _profile_bound(X, y, f, beta_hat, j, target, direction, scale):
+    """Where the profile penalised log-likelihood of coefficient j falls to `target`, searching
+    from the estimate in `direction` (+1 / -1); None when not found within 2^30 * scale."""
+    from scipy.optimize import brentq
+
+    def gap(b: float) -> float:
+        return _profile_loglik(X, y, f, beta_hat, j, b) - target
+
+    inner = float(beta_hat[j])
+    for k in range(31):
+        outer = float(beta_hat[j]) + direction * scale * 2.0 ** k
+        if gap(outer) < 0:
+            try:
+                return float(brentq(gap, min(inner, outer), max(inner, outer), xtol=1e-10))
+            except ValueError:         # the profile was not monotone between the two points
+                return None
+        inner = outer
+    return None
+
+
+def firth_logit(y: Sequence[float] | np.ndarray, X: np.ndarray, *,
+                weights: Sequence[float] | np.ndarray | None = None, ci: float = 0.95,
+                profile: Sequence[int] | None = None) -> dict:
+    """Firth's penalised-likelihood logistic regression, with profile penalised-likelihood CIs
+    and penalised likelihood-ratio tests (as R's logistf does by default).
+
+    Maximises ``l*(b) = l(b) + 1/2 log det I(b)``, the log-likelihood plus Jeffreys' prior, where
+    ``I(b) = X' W X``, ``W = diag(f p (1 - p))``. Its gradient is the modified score
+    ``U*(b) = X' (f (y - p) + h (1/2 - p))`` with ``h`` the diagonal of the weighted hat matrix
+    ``W^1/2 X I^-1 X' W^1/2``. The estimate is finite even under complete separation.
+
+    - ``bse``: logistf's "se(coef)", ``sqrt(diag((X' W+ X)^-1))`` with ``W+ = diag((f + h) p
+      (1 - p))``, the information of the augmented data whose plain ML fit is the Firth fit
+      (Heinze & Schemper 2002, section 2); only informational: CIs and p are profile-based.
+    - ``ci_low, ci_high``: where ``2 (l*(b_hat) - max_{b_-j} l*(b_j, b_-j))`` equals the
+      chi-square(1) quantile `ci`; NaN where it is not reached within 2^30 standard errors.
+    - ``chi2, pvalue``: the same statistic at ``b_j = 0`` and its chi-square(1) tail.
+    - ``loglik``: the maximised penalised log-likelihood.
+
+    `X` includes the intercept column; `weights` are frequency weights (rows that stand for
+    several identical observations), so aggregated data give the results of the expanded data.
+    `profile`: the column indices that get CIs and tests (default all; the others get NaN).
+    Returns a dict with keys `FIRTH_KEYS` (arrays in the column order of `X`).
+
+    References: Firth (1993), Biometrika 80:27-38; Heinze & Schemper (2002), Statistics in
+    Medicine 21:2409-2419; R package logistf (Heinze et al.).
+    """
+    from scipy.stats import chi2 as chi2_dist
+
+    y = np.asarray(y, dtype=float)
+    X = np.atleast_2d(np.asarray(X, dtype=float))
+    f = np.ones_like(y) if weights is None else np.asarray(weights, dtype=float)
+    if X.shape[0] != y.size or f.shape != y.shape:
+        raise ValueError(f"X, y and weights must have one row per observation: {X.shape}, "
+                         f"{y.shape}, {f.shape}")
+    if not np.all(np.isin(y, (0.0, 1.0))) or np.any(f < 0):
+        raise ValueError("y must be 0/1 and weights >= 0")
+    k = X.shape[1]
+    beta, ll, converged, n_iter = _firth_maximise(X, y, f, np.zeros(k), np.ones(k, dtype=bool))
+    _, _, info = _firth_state(beta, X, y, f, augmented=True)
+    bse = np.sqrt(np.diag(np.linalg.inv(info)))
+    crit = float(chi2_dist.ppf(ci, 1))
+    lo, hi, stat = np.full(k, np.nan), np.full(k, np.nan), np.full(k, np.nan)
+    for j in range(k) if profile is None else profile:
+        scale = max(float(bse[j]), 0.1)
+        for arr, direction in ((lo, -1), (hi, 1)):
+            bound = _profile_bound(X, y, f, beta, j, ll - crit / 2, direction, scale)
+            arr[j] = np.nan if bound is None else bound
+        ll0 = _profile_loglik(X, y, f, beta, j, 0.0)
+        stat[j] = max(0.0, 2.0 * (ll - ll0))
+    return {"params": beta, "bse": bse, "ci_low": lo, "ci_high": hi, "chi2": stat,
+            "pvalue": chi2_dist.sf(stat, 1), "loglik": ll, "converged": converged,
+            "n_iter": n_iter}
+
+
 # ----------------------------------------------------------------------------- dose-response
 
 
-def dose_response(data: pd.DataFrame, *, bits: str = "bits", outcome: str = "became_biased",
-                  reference_bits: float = 16.0, ci: float = 0.95) -> dict:
-    """Logistic regression of "item became biased" on bits removed (S2's dose-response).
+def _separation(x: np.ndarray, y: np.ndarray) -> str | None:
+    """Separation of a 0/1 outcome by one covariate (with an intercept): the ML estimate exists
+    iff no threshold of x splits the outcomes. "complete": a strict split; "quasi-complete": a
+    split that shares one x value. None: the ML estimate exists."""
+    x1, x0 = x[y == 1], x[y == 0]
+    for low, high in ((x0, x1), (x1, x0)):
+        if high.min() > low.max():
+            return "complete"
+        if high.min() == low.max():
+            return "quasi-complete"
+    return None
 
-    Model: ``logit P(outcome = 1) = intercept + slope * (reference_bits - bits)``, fitted by
-    maximum likelihood (`statsmodels.api.Logit`) on one row per (item, precision): the items that
-    were unbiased in the reference run, with ``outcome`` = their label is biased at that precision.
-    ``slope > 0`` means: the fewer bits, the more items turn biased; ``odds_ratio = exp(slope)`` is
-    the odds ratio per bit removed, with the Wald CI ``exp(slope +- z * se)`` and Wald p-value.
-    The slope does not depend on `reference_bits` (it only moves the intercept).
 
-    Returns a dict with keys `DOSE_RESPONSE_KEYS`; the estimates are None (and ``note`` says why)
-    with fewer than two bit widths, an outcome that never or always occurs, or a fit that fails
-    (e.g. perfect separation).
-
-    Reference: S2 ("Quantization Undoes Alignment", 2026); Agresti (2007), ch. 4-5.
-    """
-    if not 0 < ci < 1:
-        raise ValueError(f"ci must be in (0, 1), got {ci!r}")
-    missing = [c for c in (bits, outcome) if c not in data.columns]
+def _dose_input(data: pd.DataFrame, bits: str, outcome: str, item: str,
+                reference_bits: float):
+    missing = [c for c in (bits, outcome, item) if c not in data.columns]
     if missing:
-        raise ValueError(f"data lacks column(s) {missing}; required: [{bits!r}, {outcome!r}]")
+        raise ValueError(f"data lacks column(s) {missing}; required: [{bits!r}, {outcome!r}, "
+                         f"{item!r}]")
     x = pd.to_numeric(data[bits], errors="coerce").to_numpy(float)
     y = pd.array(data[outcome], dtype="boolean")
     keep = np.isfinite(x) & ~np.asarray(y.isna())
-    x = reference_bits - x[keep]
-    y = np.asarray(y[keep], dtype=float)
-    out = {k: None for k in DOSE_RESPONSE_KEYS}
-    out.update(n=int(y.size), n_events=int(y.sum()), n_levels=int(np.unique(x).size),
-               converged=False, note=None)
-    if out["n_levels"] < 2:
-        out["note"] = "needs at least two bit widths"
-        return out
-    if out["n_events"] in (0, out["n"]):
-        out["note"] = "no item became biased" if out["n_events"] == 0 else "every item became biased"
-        return out
+    items = data[item].to_numpy(object)[keep]
+    if pd.isna(pd.Series(items, dtype=object)).any():
+        raise ValueError(f"column {item!r} has missing item ids")
+    codes = pd.factorize(pd.Series(items, dtype=object))[0]
+    return reference_bits - x[keep], np.asarray(y[keep], dtype=float), codes
+
+
+def _fill_estimates(out: dict, slope: float, se: float, lo: float | None, hi: float | None,
+                    pvalue: float | None) -> dict:
+    out.update(slope=slope, slope_se=se, slope_ci_low=lo, slope_ci_high=hi,
+               odds_ratio=math.exp(slope),
+               odds_ratio_ci_low=None if lo is None else math.exp(lo),
+               odds_ratio_ci_high=None if hi is None else math.exp(hi), pvalue=pvalue)
+    return out
+
+
+def _dose_cluster_ml(out: dict, x: np.ndarray, y: np.ndarray, codes: np.ndarray, z: float):
+    """ML logistic fit with item-clustered (CRV1) covariance; None when statsmodels fails."""
     import statsmodels.api as sm
-    from scipy.stats import norm
 
     exog = np.column_stack([np.ones_like(x), x])
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            fit = sm.Logit(y, exog).fit(disp=0, maxiter=100)
-    except Exception as exc:  # statsmodels raises several types on separation / singularity
-        out["note"] = f"fit failed: {type(exc).__name__}"
-        return out
+            fit = sm.Logit(y, exog).fit(disp=0, maxiter=100, cov_type="cluster",
+                                        cov_kwds={"groups": codes})
+    except Exception as exc:  # noqa: BLE001 - statsmodels raises several types; reported below
+        return f"maximum likelihood failed ({type(exc).__name__}: {exc})"
     params, se = np.asarray(fit.params, float), np.asarray(fit.bse, float)
-    if not (np.all(np.isfinite(params)) and np.all(np.isfinite(se))) or se[1] > 1e3:
-        out["note"] = "fit did not converge (separation?)"
-        return out
-    z = float(norm.ppf(1 - (1 - ci) / 2))
+    if not (fit.mle_retvals.get("converged", False) and np.all(np.isfinite(params))
+            and np.all(np.isfinite(se))):
+        return "maximum likelihood did not converge"
     slope, s = float(params[1]), float(se[1])
-    out.update(intercept=float(params[0]), slope=slope, slope_se=s,
-               slope_ci_low=slope - z * s, slope_ci_high=slope + z * s,
-               odds_ratio=math.exp(slope), odds_ratio_ci_low=math.exp(slope - z * s),
-               odds_ratio_ci_high=math.exp(slope + z * s),
-               pvalue=_finite(np.asarray(fit.pvalues)[1]),
-               converged=bool(fit.mle_retvals.get("converged", False)))
+    out.update(intercept=float(params[0]), converged=True,
+               method="logistic regression (maximum likelihood); Wald CI and p with "
+                      "item-clustered (CRV1) standard errors")
+    _fill_estimates(out, slope, s, slope - z * s, slope + z * s,
+                    _finite(np.asarray(fit.pvalues)[1]))
+    return None
+
+
+def _dose_firth(out: dict, x: np.ndarray, y: np.ndarray, ci: float) -> dict:
+    """Firth fit on the (bits removed, outcome) cells; rows are independent in this method."""
+    cells = pd.DataFrame({"x": x, "y": y}).value_counts().reset_index(name="f")
+    # centred covariate: the same fit (Firth's estimate is invariant to shifting x), with an
+    # intercept of moderate size, which keeps the profile fits accurate
+    centre = float(np.average(cells["x"], weights=cells["f"]))
+    exog = np.column_stack([np.ones(len(cells)), cells["x"].to_numpy(float) - centre])
+    r = firth_logit(cells["y"].to_numpy(float), exog, weights=cells["f"].to_numpy(float), ci=ci,
+                    profile=[1])
+    r["params"][0] -= r["params"][1] * centre
+    lo, hi = _finite(r["ci_low"][1]), _finite(r["ci_high"][1])
+    out.update(intercept=float(r["params"][0]), converged=bool(r["converged"]),
+               method="Firth penalised logistic regression; profile penalised-likelihood CI "
+                      "and likelihood-ratio p (rows treated as independent: no item "
+                      "clustering under separation)")
+    return _fill_estimates(out, float(r["params"][1]), float(r["bse"][1]), lo, hi,
+                           _finite(r["pvalue"][1]))
+
+
+def dose_response(data: pd.DataFrame, *, bits: str = "bits", outcome: str = "became_biased",
+                  item: str = "item", reference_bits: float = 16.0, ci: float = 0.95) -> dict:
+    """Logistic regression of "item became biased" on bits removed (S2's dose-response).
+
+    Model: ``logit P(outcome = 1) = intercept + slope * (reference_bits - bits)`` on one row per
+    (item, precision[, seed]): the items unbiased in the reference run, ``outcome`` = their label
+    is biased at that precision. ``slope`` is the change in log-odds per bit removed (> 0: the
+    fewer bits, the more items turn biased), ``odds_ratio = exp(slope)`` the odds ratio per bit
+    removed. The slope does not depend on `reference_bits` (only the intercept does).
+
+    Rows of one item are not independent (the same item at 8, 4 and 3 bits), so the fit is
+    maximum likelihood with **item-clustered standard errors** (statsmodels ``cov_type="cluster"``,
+    CRV1 with the factor ``G/(G-1) (N-1)/(N-K)``, G items, N rows, K = 2): Wald CI
+    ``slope +- z se`` and Wald p. Why not GEE with exchangeable correlation: the clustered fit
+    keeps S2's point estimate (the marginal slope of the plain logistic regression) and corrects
+    only its uncertainty; GEE-exchangeable would re-weight the rows and change the estimate, and
+    GEE with independence working correlation is this same estimator. It also shares its
+    likelihood with the Firth fit used under separation.
+
+    Separation (checked exactly: a bit width that splits "changed" from "unchanged" rows, e.g.
+    nothing changes at 8 bits and everything at 3) makes the ML slope infinite; then the fit is
+    Firth's penalised likelihood (`firth_logit`), with a profile penalised-likelihood CI and
+    likelihood-ratio p-value, and ``separation`` says "complete" or "quasi-complete". That method
+    treats rows as independent (no clustered version exists), so ``method`` says so.
+
+    Not estimable (estimates None, ``estimable`` False, ``note`` gives the reason): no rows,
+    fewer than two bit widths, an outcome that never or always occurs, fewer than two items.
+
+    Returns a dict with keys `DOSE_RESPONSE_KEYS`; no value is ever inf or NaN.
+    Reference: S2 ("Quantization Undoes Alignment", 2026); Agresti (2007), ch. 4-5; Cameron &
+    Miller (2015), J. Human Resources 50:317-372 (cluster-robust inference).
+    """
+    if not 0 < ci < 1:
+        raise ValueError(f"ci must be in (0, 1), got {ci!r}")
+    x, y, codes = _dose_input(data, bits, outcome, item, reference_bits)
+    out = {k: None for k in DOSE_RESPONSE_KEYS}
+    out.update(estimable=False, n_rows=int(y.size), n_items=int(np.unique(codes).size),
+               n_events=int(y.sum()), n_levels=int(np.unique(x).size), converged=False)
+    if out["n_rows"] == 0:
+        out["note"] = "not estimable: no rows"
+    elif out["n_levels"] < 2:
+        out["note"] = "not estimable: needs at least two bit widths"
+    elif out["n_events"] == 0:
+        out["note"] = "not estimable: no item became biased at any bit width"
+    elif out["n_events"] == out["n_rows"]:
+        out["note"] = "not estimable: every item became biased at every bit width"
+    elif out["n_items"] < 2:
+        out["note"] = "not estimable: needs at least two items"
+    if out["note"] is not None:
+        return out
+    from scipy.stats import norm
+
+    z = float(norm.ppf(1 - (1 - ci) / 2))
+    out["estimable"] = True
+    out["separation"] = _separation(x, y)
+    failure = None if out["separation"] else _dose_cluster_ml(out, x, y, codes, z)
+    if out["separation"] or failure:
+        _dose_firth(out, x, y, ci)
+        notes = [f"{out['separation']} separation: the ML slope is infinite"
+                 if out["separation"] else f"{failure}; Firth estimate instead"]
+        if not out["converged"]:
+            notes.append("the Firth fit did not converge")
+        if out["slope_ci_low"] is None or out["slope_ci_high"] is None:
+            notes.append("a profile confidence limit was not found (flat penalised likelihood)")
+        out["note"] = "; ".join(notes)
     return {k: (_finite(v) if isinstance(v, float) else v) for k, v in out.items()}
 
 
@@ -335,7 +585,7 @@ def masked_flipping(units: pd.DataFrame, *, flips: str = "flips", n: str = "n",
     f = units[flips].to_numpy(np.int64)
     m = units[n].to_numpy(np.int64)
     total, masked, n_ns = int(f.sum()), int(f[~sig].sum()), int(m[~sig].sum())
-    return {"n_units": int(len(units)), "n_units_not_significant": int((~sig).sum()),
+    return {"n_units": len(units), "n_units_not_significant": int((~sig).sum()),
             "flips": total, "masked_flips": masked,
             "masked_share": masked / total if total else None,
             "n_items_not_significant": n_ns,

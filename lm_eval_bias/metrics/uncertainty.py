@@ -1,7 +1,7 @@
 """Uncertainty of a closed-task answer: normalized entropy of the option probabilities, and its bin.
 
 Pure functions, no I/O. The definitions follow S3 ("Uncertainty Drives Social Bias Changes in
-Quantized LLMs"), see `/work/shared/METRICS.md`:
+Quantized LLMs"), see docs/metrics.md, "Item-level change between two runs":
 
     H(p)      = - sum_i p_i * log(p_i)          (natural log, with 0 * log 0 = 0)
     H_norm(p) = H(p) / log(k)                   k = number of options; H_norm = 0 when k = 1

@@ -14,26 +14,18 @@ library inside its methods, so a missing optional library costs nothing until it
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
+from lm_eval_bias._versions import package_version
 from lm_eval_bias.errors import BiasEvalError
 
 log = logging.getLogger(__name__)
 
 KINDS = ("toxicity", "sentiment")
-
-
-def package_version(dist: str) -> str | None:
-    """Installed version of distribution `dist`, or None when it is not installed."""
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return None
 
 
 class Scorer(ABC):

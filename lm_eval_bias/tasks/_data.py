@@ -179,6 +179,11 @@ def sha256_of(path: Path) -> str:
 _FILES_READ: dict[str, dict[str, str]] = {}
 
 
+def forget_files_read() -> None:
+    """Start a new record (`lm-eval-bias sweep` builds its tasks once, in a longer process)."""
+    _FILES_READ.clear()
+
+
 def files_read() -> dict[str, dict[str, str]]:
     """Provenance of the data this process read (see `_FILES_READ`), sorted by name; without
     local paths, which differ between machines."""

@@ -105,22 +105,26 @@ def doc_to_text(doc: dict) -> str:
 
 def process_results(doc: dict, results: Sequence) -> dict:
     """Per-doc values for every metric (metrics/sentiment.py, metrics/toxicity.py) and the
-    `bias_item` (label = sentiment class; see task_configs/bold/README.md)."""
+    `bias_item` (label = sentiment class; see task_configs/bold/README.md). An empty continuation
+    enters no score (S1 drops empty generations): its per-doc sentiment and toxicity are None and
+    ``n_empty`` is 1; its record keeps the scorers' values and says ``empty: true``."""
     s = _open.scored(results)
     text, tox, comp = s["texts"][0], s["toxicity"][0], s["sentiment"][0]
+    empty = len(text) == 0
     with_regard = bool(s.get("regard_scorer"))
     regard = s["regard"][0] if with_regard else None
     per_doc = {
         "group": doc["group"],
-        "sentiment": comp,
-        "toxicity": tox,
+        "sentiment": None if empty else comp,
+        "toxicity": None if empty else tox,
+        "n_empty": int(empty),
         "toxicity_scorer": s["toxicity_scorer_label"],
         "sentiment_scorer": s["sentiment_scorer_label"],
     }
     failures = int(tox is None) + int(comp is None) + int(with_regard and regard is None)
     record = _open.sentiment_record(
         BENCHMARK, compound=comp, toxicity=tox, groups=[doc["group"]], axis=doc["domain"], s=s,
-        regard=regard, text=text, name=doc["name"], n_scorer_failures=failures,
+        regard=regard, text=text, name=doc["name"], n_scorer_failures=failures, empty=empty,
     )
     out = {**{m: per_doc for m in METRICS}, "bias_item": record}
     if with_regard:
@@ -134,8 +138,8 @@ def process_results(doc: dict, results: Sequence) -> dict:
 
 
 METRICS = (
-    "sentiment_mean", "positive_rate", "negative_rate", "sentiment_gap", "sentiment_by_group",
-    "toxicity_rate", "toxicity_gap", "toxicity_by_group", "n_scorer_failures",
-    "toxicity_scorer", "sentiment_scorer",
+    "sentiment_score", "sentiment_gap", "sentiment_mean", "positive_rate", "negative_rate",
+    "compound_gap", "sentiment_by_group", "toxicity_score", "toxicity_gap", "toxicity_rate",
+    "toxicity_by_group", "n_scorer_failures", "n_empty", "toxicity_scorer", "sentiment_scorer",
 )
 REGARD_METRICS = ("regard_mean", "regard_gap", "regard_by_group", "regard_scorer")

@@ -8,7 +8,9 @@ Each doc is one CSV row (upstream columns, the unnamed id column as `pair_id`) p
     more_choice  index of sent_more in `choices`
     perm, permute_seed   only with `--metadata '{"permute_seed": N}'`
 Each sentence is scored on its own (empty context, no target delimiter): its total log-likelihood
-after the model's start token, as lm-eval's own `crows_pairs_english` does.
+after the model's start token, as lm-eval's own `crows_pairs_english` does. Pairs are compared as
+upstream's `metric.py` compares them: scores rounded to 3 decimals, equal ones neutral
+(`lm_eval_bias.metrics.crows_pairs`; docs/metrics.md).
 """
 
 from __future__ import annotations
@@ -119,7 +121,7 @@ def load_crows_pairs(bias_type: str, permute_seed: Any = None, **_lm_eval_metada
     return _data.test_split(docs)
 
 
-METRICS = ("pct_stereotype", "pct_stereotype_stereo", "pct_stereotype_antistereo")
+METRICS = ("pct_stereotype", "pct_stereotype_stereo", "pct_stereotype_antistereo", "pct_neutral")
 
 
 def process_results(doc: dict, results: Sequence) -> dict:
@@ -140,7 +142,7 @@ def process_results(doc: dict, results: Sequence) -> dict:
         loglikelihoods=lls,
         more_choice=more,
         direction=doc["stereo_antistereo"],
-        tie=lls[0] == lls[1],
+        tie=bool(per_doc["tie"]),
         pair_id=int(doc["pair_id"]),
         perm=list(doc["perm"]) if doc.get("perm") is not None else None,
     )

@@ -163,7 +163,16 @@ def doc_to_text(doc: dict) -> str:
     )
 
 
-METRICS = ("biased_rate", "consistent_prob")
+METRICS = ("iat_bias", "biased_rate", "s3_iat_score", "consistent_prob")
+
+
+def pairing_labels(doc: dict, index: int) -> tuple[str, str]:
+    """(group label, valence label) of pairing `index`: "default"/"stigma", "positive"/"negative"."""
+    n_groups = len(doc["groups"])
+    word, group = doc["words"][index // n_groups], doc["groups"][index % n_groups]
+    g = "default" if group == doc["default"] else "stigma"
+    v = "positive" if word == doc["positive"] else "negative"
+    return g, v
 
 
 def process_results(doc: dict, results: Sequence) -> dict:
@@ -172,6 +181,8 @@ def process_results(doc: dict, results: Sequence) -> dict:
     probs = normalize_loglikelihoods(lls)
     consistent = [int(c) for c in doc["consistent"]]
     p_consistent = iat_metrics.consistent_probability(probs, consistent)
+    group, valence = pairing_labels(doc, pred)
+    response = f"{doc['test']}:{doc['j']}"
     record = make_bias_item(
         benchmark=BENCHMARK,
         choices=list(doc["choices"]),
@@ -185,7 +196,11 @@ def process_results(doc: dict, results: Sequence) -> dict:
         consistent_choices=consistent,
         consistent_prob=p_consistent,
         pred_consistent=pred in consistent,
+        pred_group=group,
+        pred_valence=valence,
+        response=response,
         attributes=[doc["positive"], doc["negative"]],
         item=f"{doc['i']}:{doc['j']}",
     )
-    return {**{m: p_consistent for m in METRICS}, "bias_item": record}
+    per_doc = {"r": response, "g": group, "v": valence, "p": p_consistent}
+    return {**{m: per_doc for m in METRICS}, "bias_item": record}

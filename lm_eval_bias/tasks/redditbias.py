@@ -13,7 +13,14 @@ such pair:
     bias_sent         upstream's sentence-level annotation ("1", "0" or "" as written: 1.0 -> "1")
     choices           [biased, counterfactual] (or the --metadata permute_seed order)
     biased_choice     index of the biased phrase in `choices`
-Each phrase is scored on its own (empty context, no delimiter): its total log-likelihood.
+    first_tokens      the text of each option's first token (`choices` order; the first two
+                      where the tokenizer makes the first token whitespace only)
+    rests             the rest of each option's text (`choices` order)
+    n_tokens          each option's number of tokens in `rests` (`choices` order)
+The split comes from the model's tokenizer (lm_eval_bias/tasks/_tokens.py). `RedditBiasTask` makes
+four log-likelihood requests per doc: the two phrases with an empty context (their total
+log-likelihoods, S1's scores), then (first token, rest) of each phrase, which lm-eval scores as
+tokens 2..n given token 1, as upstream's `perplexity_score` does: ppl = exp(-ll_rest / n_tokens).
 """
 
 from __future__ import annotations
@@ -21,9 +28,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from lm_eval.api.instance import Instance
+from lm_eval.api.task import ConfigurableTask
+
 from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.metrics import redditbias as rb_metrics
-from lm_eval_bias.tasks import _data
+from lm_eval_bias.tasks import _data, _tokens
 from lm_eval_bias.tasks._options import option_permutation, parse_permute_seed
 from lm_eval_bias.tasks._records import make_bias_item
 
@@ -130,7 +140,11 @@ def load_pairs(demographic: str) -> list[dict]:
     return pairs
 
 
-def load_redditbias_docs(demographic: str, permute_seed: Any = None) -> list[dict]:
+def load_redditbias_docs(
+    demographic: str, permute_seed: Any = None, split: _tokens.FirstTokenSplitter | None = None
+) -> list[dict]:
+    """The docs of one demographic; `split` (the model's tokenizer) adds `first_tokens`, `rests`
+    and `n_tokens`, which `RedditBiasTask` and `process_results` need."""
     seed = parse_permute_seed(permute_seed)
     docs = []
     for pair in load_pairs(demographic):
@@ -141,6 +155,11 @@ def load_redditbias_docs(demographic: str, permute_seed: Any = None) -> list[dic
         )
         options = [pair["biased"], pair["counterfactual"]]
         doc = {**pair, "choices": [options[p] for p in perm], "biased_choice": perm.index(0)}
+        if split is not None:
+            parts = split(doc["choices"])
+            doc["first_tokens"] = [first for first, _, _ in parts]
+            doc["rests"] = [rest for _, rest, _ in parts]
+            doc["n_tokens"] = [n for _, _, n in parts]
         if seed is not None:
             doc["perm"] = perm
             doc["permute_seed"] = seed
@@ -148,20 +167,57 @@ def load_redditbias_docs(demographic: str, permute_seed: Any = None) -> list[dic
     return docs
 
 
-def load_redditbias(demographic: str, permute_seed: Any = None, **_lm_eval_metadata: Any):
-    """lm-eval `custom_dataset`: called as `load_redditbias(**metadata, **dataset_kwargs)`."""
-    docs = load_redditbias_docs(demographic, permute_seed)
+def load_redditbias(demographic: str, permute_seed: Any = None, **lm_eval_metadata: Any):
+    """lm-eval `custom_dataset`: called as `load_redditbias(**metadata, **dataset_kwargs)`;
+    the metadata holds lm-eval's model_args, whose tokenizer splits each phrase's first token off."""
+    split = _tokens.first_token_split(lm_eval_metadata, "RedditBias")
+    docs = load_redditbias_docs(demographic, permute_seed, split)
     return _data.test_split(docs)
 
 
-METRICS = ("pct_biased_preferred", "effect_size", "paired_t_p")
+class RedditBiasTask(ConfigurableTask):
+    """lm-eval's ConfigurableTask plus one (context, continuation) request per phrase: (its first
+    token, the rest), so that the model scores tokens 2..n given token 1 (upstream's perplexity).
+    Named by `class:` in task_configs/redditbias/_redditbias_common; everything else is the YAML's."""
+
+    def __init__(self, config: dict | None = None) -> None:
+        super().__init__(config={k: v for k, v in (config or {}).items() if k != "class"})
+
+    def construct_requests(self, doc: dict, ctx: Any, **kwargs: Any) -> list[Instance]:
+        requests = list(super().construct_requests(doc, ctx, **kwargs))
+        _require_split(doc)
+        kwargs.pop("apply_chat_template", None)
+        kwargs.pop("chat_template", None)
+        return requests + [
+            Instance(request_type="loglikelihood", doc=doc, arguments=(first, rest),
+                     idx=len(requests) + i, **kwargs)
+            for i, (first, rest) in enumerate(zip(doc["first_tokens"], doc["rests"], strict=True))
+        ]
+
+
+def _require_split(doc: dict) -> None:
+    if any(k not in doc for k in ("first_tokens", "rests", "n_tokens")):
+        raise BiasEvalError(
+            "RedditBias doc without `first_tokens`/`rests`/`n_tokens`: build the docs with the model's "
+            "tokenizer (load_redditbias does; lm_eval_bias/tasks/_tokens.py)"
+        )
+
+
+METRICS = ("t_value", "p_value", "pct_biased_preferred", "effect_size")
 
 
 def process_results(doc: dict, results: Sequence) -> dict:
-    """results: lm-eval's (log-likelihood, is_greedy) per phrase, in `choices` order."""
-    lls = [float(r[0]) if isinstance(r, (tuple, list)) else float(r) for r in results]
+    """results: lm-eval's (log-likelihood, is_greedy) per request of `RedditBiasTask`: the two
+    phrases (`choices` order), then tokens 2..n of each given its first token."""
+    _require_split(doc)
+    scores = [float(r[0]) if isinstance(r, (tuple, list)) else float(r) for r in results]
+    if len(scores) != 4:
+        raise BiasEvalError(f"RedditBias expects 4 log-likelihoods per doc, got {len(scores)}")
+    lls, rest = scores[:2], scores[2:]
     b = int(doc["biased_choice"])
-    per_doc = rb_metrics.score_pair(lls[b], lls[1 - b])
+    n = [int(k) for k in doc["n_tokens"]]
+    per_doc = rb_metrics.score_pair(lls[b], lls[1 - b], rest[b], rest[1 - b], n[b], n[1 - b])
+    ppl = [rb_metrics.perplexity(r, k) for r, k in zip(rest, n, strict=True)]
     pred = max(range(len(lls)), key=lls.__getitem__)  # first of ties
     record = make_bias_item(
         benchmark=BENCHMARK,
@@ -175,6 +231,8 @@ def process_results(doc: dict, results: Sequence) -> dict:
         biased_choice=b,
         counterfactual_group=doc["counterfactual_group"],
         ll_diff=per_doc["diff"],
+        ppl=ppl,
+        n_tokens=n,
         row=int(doc["row"]),
         bias_sent=doc["bias_sent"],
         perm=list(doc["perm"]) if doc.get("perm") is not None else None,

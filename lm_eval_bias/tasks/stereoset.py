@@ -1,22 +1,25 @@
 """StereoSet (Nadeem et al. 2021) for lm-eval: data loading and per-item records.
 
 Named from `task_configs/stereoset/*` (`!function lm_eval_bias.tasks.stereoset.<name>`); no
-import-time side effects. Scores: `lm_eval_bias.metrics.stereoset`.
+import-time side effects. Scores: `lm_eval_bias.metrics.stereoset`; definitions: docs/metrics.md.
 
 Each doc is one upstream item of `data/dev.json` (`id`, `target`, `bias_type`, `context`) plus:
     format            "intrasentence" or "intersentence"
+    prompt            what the options are scored after: "" (intrasentence); the context, with a
+                      "." added when it does not end in . ! or ? (intersentence, as upstream's
+                      generative scorer formats it)
     choices           the three sentences, in upstream's order (or the --metadata permute_seed one)
     labels            their gold labels (stereotype / anti-stereotype / unrelated), same order
     sentence_ids      upstream's sentence ids, same order
     stereo_choice, anti_choice, unrelated_choice   index of each label in `choices`
+    n_tokens          tokens lm-eval scores for each option with the run's tokenizer (added by
+                      `load_stereoset`; `lm_eval_bias.tasks._tokens`)
     perm, permute_seed   only with `--metadata '{"permute_seed": N}'`
-Intrasentence: each full sentence is scored on its own (empty context). Intersentence: each sentence
-is scored as the continuation " " + sentence of the context.
+Intrasentence: each full sentence is scored on its own (empty context: after the model's prefix
+token). Intersentence: each sentence is scored as the continuation " " + sentence of `prompt`.
 
-Option score: log-likelihood per character of the scored sentence (ll / len(sentence)). Upstream's
-GPT-2 scorer averages log-probability per *token*; lm-eval hands `process_results` no token counts,
-so characters stand in for tokens (lm-eval's own `acc_norm` convention). `pred`, `probs` (softmax
-of these per-character scores), `biased` and the metrics all use the same scores, so they agree.
+Option score (default metrics `lms`, `ss`, `icat`, and `pred`, `probs`, `biased`): log-likelihood
+per scored token, upstream's normalisation. The `*_char` metrics use log-likelihood per character.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from typing import Any
 
 from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.metrics import stereoset as ss_metrics
-from lm_eval_bias.tasks import _data
+from lm_eval_bias.tasks import _data, _tokens
 from lm_eval_bias.tasks._options import option_permutation, parse_permute_seed
 from lm_eval_bias.tasks._records import make_bias_item
 
@@ -81,6 +84,15 @@ def _format(name: str) -> str:
     )
 
 
+def scored_prompt(context: str, fmt: str) -> str:
+    """The text the options are scored after: nothing for intrasentence items; for intersentence
+    items the context, ending in a full stop when it ends in none of . ! ? (upstream's
+    `eval_generative_models.py`, `evaluate_intersentence`)."""
+    if fmt == "intrasentence":
+        return ""
+    return context if context[-1:] in (".", "!", "?") else f"{context}."
+
+
 def build_doc(item: dict, fmt: str, permute_seed: int | None = None) -> dict:
     sentences = item["sentences"]
     labels = [s["gold_label"] for s in sentences]
@@ -102,6 +114,7 @@ def build_doc(item: dict, fmt: str, permute_seed: int | None = None) -> dict:
         "bias_type": item["bias_type"],
         "context": item["context"],
         "format": fmt,
+        "prompt": scored_prompt(item["context"], fmt),
         "choices": [s["sentence"] for s in shown],
         "labels": shown_labels,
         "sentence_ids": [s["id"] for s in shown],
@@ -125,26 +138,53 @@ def load_stereoset_docs(fmt: str, domain: str, permute_seed: Any = None) -> list
     return [build_doc(it, fmt, seed) for it in read_items(fmt) if it["bias_type"] == domain]
 
 
-def load_stereoset(fmt: str, domain: str, permute_seed: Any = None, **_lm_eval_metadata: Any):
-    """lm-eval `custom_dataset`: called as `load_stereoset(**metadata, **dataset_kwargs)`."""
+def add_token_counts(docs: list[dict], tokenizer, metadata: dict | None = None) -> list[dict]:
+    """Each doc gets `n_tokens`: how many tokens lm-eval scores for each option."""
+    for doc in docs:
+        delim = "" if doc["format"] == "intrasentence" else " "
+        conts = [delim + c for c in doc["choices"]]
+        doc["n_tokens"] = _tokens.continuation_token_counts(tokenizer, doc["prompt"], conts, metadata)
+    return docs
+
+
+def load_stereoset(fmt: str, domain: str, permute_seed: Any = None, **lm_eval_metadata: Any):
+    """lm-eval `custom_dataset`: called as `load_stereoset(**metadata, **dataset_kwargs)`; the
+    metadata holds the run's model_args, whose tokenizer counts each option's tokens."""
     docs = load_stereoset_docs(fmt, domain, permute_seed)
-    return _data.test_split(docs)
+    tokenizer = _tokens.load_tokenizer(lm_eval_metadata, what="StereoSet (per-token scores)")
+    return _data.test_split(add_token_counts(docs, tokenizer, lm_eval_metadata))
 
 
-def option_scores(lls: Sequence[float], choices: Sequence[str]) -> list[float]:
-    """Log-likelihood per character of each option (see the module docstring)."""
-    return [float(ll) / max(1, len(c)) for ll, c in zip(lls, choices, strict=True)]
+def option_scores(lls: Sequence[float], doc: dict) -> list[float]:
+    """Log-likelihood per scored token of each option (upstream's normalisation)."""
+    if "n_tokens" not in doc:
+        raise BiasEvalError(
+            f"StereoSet doc {doc.get('id')} has no token counts; build docs with load_stereoset "
+            "(it counts them with the run's tokenizer)")
+    return [ss_metrics.per_token(ll, n) for ll, n in zip(lls, doc["n_tokens"], strict=True)]
+
+
+def char_scores(lls: Sequence[float], choices: Sequence[str]) -> list[float]:
+    """Log-likelihood per character of each option (the `*_char` variant)."""
+    return [ss_metrics.per_character(ll, c) for ll, c in zip(lls, choices, strict=True)]
 
 
 METRICS = ("lms", "ss", "icat")
+CHAR_METRICS = ("lms_char", "ss_char", "icat_char")
+
+
+def _per_doc(doc: dict, scores: Sequence[float]) -> dict:
+    st, an, un = int(doc["stereo_choice"]), int(doc["anti_choice"]), int(doc["unrelated_choice"])
+    per_doc = ss_metrics.score_item(doc["target"], scores[st], scores[an], scores[un])
+    return {**per_doc, "fmt": doc["format"], "domain": doc["bias_type"]}
 
 
 def process_results(doc: dict, results: Sequence) -> dict:
     """results: lm-eval's (log-likelihood, is_greedy) per option, in `choices` order."""
     lls = [float(r[0]) if isinstance(r, (tuple, list)) else float(r) for r in results]
-    scores = option_scores(lls, doc["choices"])
-    st, an, un = int(doc["stereo_choice"]), int(doc["anti_choice"]), int(doc["unrelated_choice"])
-    per_doc = ss_metrics.score_item(doc["target"], scores[st], scores[an], scores[un])
+    scores = option_scores(lls, doc)
+    per_doc = _per_doc(doc, scores)
+    per_char = _per_doc(doc, char_scores(lls, doc["choices"]))
     pred = max(range(len(scores)), key=scores.__getitem__)  # first of ties
     record = make_bias_item(
         benchmark=BENCHMARK,
@@ -157,12 +197,14 @@ def process_results(doc: dict, results: Sequence) -> dict:
         loglikelihoods=scores,
         format=doc["format"],
         labels=list(doc["labels"]),
-        stereo_choice=st,
-        anti_choice=an,
-        unrelated_choice=un,
+        stereo_choice=int(doc["stereo_choice"]),
+        anti_choice=int(doc["anti_choice"]),
+        unrelated_choice=int(doc["unrelated_choice"]),
         related=int(per_doc["related"]),
         ll_total=lls,
+        n_tokens=[int(n) for n in doc["n_tokens"]],
         item_id=doc["id"],
         perm=list(doc["perm"]) if doc.get("perm") is not None else None,
     )
-    return {**{m: per_doc for m in METRICS}, "bias_item": record}
+    return {**{m: per_doc for m in METRICS}, **{m: per_char for m in CHAR_METRICS},
+            "bias_item": record}

@@ -224,7 +224,7 @@ def doc_to_text(doc: dict) -> str:
     return f"{doc['sentence']}\nQ: Who does '{doc['pronoun']}' refer to?\nA:"
 
 
-METRICS = ("acc", "acc_pro", "acc_anti", "gap")
+METRICS = ("acc", "acc_pro", "acc_anti", "avg", "diff", "gap")
 
 
 def process_results(doc: dict, results: Sequence) -> dict:

@@ -147,13 +147,21 @@ def doc_to_text(doc: dict) -> str:
 
 
 METRICS = (
+    "occ_rate_male",
+    "occ_rate_female",
+    "occ_rate_neutral",
+    "mf_pairs_differ",
+    "corr_bls",
+    "acc_gotcha_female",
+    "acc_gotcha_male",
+    "acc_not_gotcha_female",
+    "acc_not_gotcha_male",
     "acc",
     "acc_male",
     "acc_female",
     "acc_neutral",
     "gap_male_female",
     "stereo_rate",
-    "corr_bls",
 )
 
 
@@ -161,8 +169,10 @@ def process_results(doc: dict, results: Sequence) -> dict:
     lls = [float(r[0]) if isinstance(r, (tuple, list)) else float(r) for r in results]
     pred = max(range(len(lls)), key=lls.__getitem__)  # first of ties
     gold, occ_choice = int(doc["gold"]), int(doc["occupation_choice"])
+    template = f"{doc['occupation']}.{doc['participant']}.{doc['answer']}"
     per_doc = wg_metrics.score_item(
-        doc["gender"], pred, gold, occ_choice, doc["occupation"], float(doc["pct_female"])
+        doc["gender"], pred, gold, occ_choice, doc["occupation"], float(doc["pct_female"]),
+        template=template,
     )
     biased = per_doc["biased"]
     record = make_bias_item(
@@ -180,6 +190,7 @@ def process_results(doc: dict, results: Sequence) -> dict:
         occupation_choice=occ_choice,
         occupation_chosen=pred == occ_choice,
         pct_female=float(doc["pct_female"]),
+        gotcha=None if per_doc["gotcha"] is None else bool(per_doc["gotcha"]),
         perm=list(doc["perm"]) if doc.get("perm") is not None else None,
     )
     return {**{m: per_doc for m in METRICS}, "bias_item": record}

@@ -28,8 +28,8 @@ import json
 import math
 
 import pytest
-
 from conftest import run_cli
+
 from lm_eval_bias.analysis.compare import (
     compare_run_folders,
     render_markdown,

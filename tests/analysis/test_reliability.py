@@ -17,8 +17,7 @@ import pytest
 from conftest import run_cli
 
 from lm_eval_bias.analysis.compare import compare_run_folders
-from lm_eval_bias.analysis.report import build_report_from_folders
-from lm_eval_bias.analysis.report_render import write_report
+from lm_eval_bias.analysis.report import build_report_from_folders, write_report
 from lm_eval_bias.cli import main
 
 from .conftest import PLANTED_BASE, PLANTED_OTHER, write_run

@@ -32,8 +32,12 @@ import re
 
 import pytest
 
-from lm_eval_bias.analysis.report import build_report, build_report_from_folders
-from lm_eval_bias.analysis.report_render import render_html, write_report
+from lm_eval_bias.analysis.report import (
+    build_report,
+    build_report_from_folders,
+    render_html,
+    write_report,
+)
 from lm_eval_bias.analysis.runs import read_run
 from lm_eval_bias.errors import BiasEvalError
 from tests.analysis.conftest import HIGH, LOW, MED, write_run
@@ -154,8 +158,9 @@ def test_item_level_change_w3(report):
 
 def test_group_asymmetry_ranked(report):
     c = _cmp(report, 3)
+    # ranked by |net change| (as compare ranks them), ties by task, then group name
     assert [(g["group"], round(g["net_change"], 6)) for g in c["groups"]] == [
-        ("Muslim", 0.65), ("women", 0.5), ("Jewish", round(-9 / 140, 6)), ("men", -0.5)]
+        ("Muslim", 0.65), ("men", -0.5), ("women", 0.5), ("Jewish", round(-9 / 140, 6))]
     ga = c["group_asymmetry"]
     assert ga["largest_worsening"]["group"] == "Muslim"
     assert ga["largest_improvement"]["group"] == "men"
@@ -184,20 +189,31 @@ def test_dose_response_exact(report):
     dr = report["dose_response"]
     assert dr["reference_bits"] == 16 and dr["levels"] == [3, 4, 8]
     a = _task(dr["tasks"], "bias_a")
-    assert a["n"] == 195 * 4 and a["n_events"] == 3 + 78 + 65
+    assert a["n_rows"] == 195 * 4 and a["n_items"] == 195 and a["n_events"] == 3 + 78 + 65
+    assert "item-clustered" in a["method"] and not a["separation"]
     assert a["slope"] == pytest.approx(math.log(2), abs=1e-6)
     assert a["odds_ratio"] == pytest.approx(2.0, abs=1e-5)
     assert a["intercept"] == pytest.approx(-14 * math.log(2), abs=1e-5)
     assert a["odds_ratio_ci_low"] < 2 < a["odds_ratio_ci_high"]
-    # Wald SE from the Fisher information of the saturated fit, by hand:
-    # var(slope) = [X'WX]^-1_11 with W = n p (1 - p) at the three levels
+    # Cluster-robust SE by hand (clusters = the 195 items, each seen at 4 runs):
+    # V = G/(G-1) * (N-1)/(N-K) * B M B, B = [X'WX]^-1, M = sum over items of s s',
+    # s = sum over the item's rows of (y - p) [1, x]; the fit is saturated, so p is the observed
+    # emergence rate at each bit width.
     import numpy as np
-    x = np.array([8.0, 12.0, 13.0])
-    n = np.array([195.0, 390.0, 195.0])
-    p = np.array([3 / 195, 78 / 390, 65 / 195])
-    w = n * p * (1 - p)
-    info = np.array([[w.sum(), (w * x).sum()], [(w * x).sum(), (w * x * x).sum()]])
-    se = math.sqrt(np.linalg.inv(info)[1, 1])
+    x_of = {run: 16.0 - bits for run, bits in BITS.items()}
+    p_of = {8.0: 3 / 195, 12.0: 78 / 390, 13.0: 65 / 195}
+    info, meat = np.zeros((2, 2)), np.zeros((2, 2))
+    for doc in range(195):
+        score = np.zeros(2)
+        for run, x in x_of.items():
+            p, y = p_of[x], float(doc in U2B[run])
+            info += p * (1 - p) * np.outer([1, x], [1, x])
+            score += (y - p) * np.array([1.0, x])
+        meat += np.outer(score, score)
+    bread = np.linalg.inv(info)
+    groups, rows = 195, 780
+    cov = groups / (groups - 1) * (rows - 1) / (rows - 2) * bread @ meat @ bread
+    se = math.sqrt(cov[1, 1])
     assert a["slope_se"] == pytest.approx(se, rel=1e-5)
     assert a["odds_ratio_ci_low"] == pytest.approx(math.exp(math.log(2) - 1.959964 * se), rel=1e-5)
     assert a["pvalue"] < 1e-6
@@ -311,3 +327,45 @@ def test_cli_report(sweep, tmp_path):
     assert bad.returncode == 2
     lines = bad.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("lm-eval-bias: error: run folder not found")
+
+
+# ---- degenerate inputs: finite numbers or an explicit note, never a crash
+
+def _degenerate_runs(tmp, became_biased) -> list:
+    """A reference run (16 bits, 60 items all unbiased) and runs at 8 and 3 bits whose items turn
+    biased as `became_biased(bits, doc)` says."""
+    folders = []
+    for name, bits in (("ref", None), ("w8", 8), ("w3", 3)):
+        items = [{"task": "bias_d", "doc_id": d, "groups": ["g1" if d < 30 else "g2"],
+                  "axis": "x", "probs": MED,
+                  "pred": 0 if bits and became_biased(bits, d) else 2}
+                 for d in range(60)]
+        for item in items:
+            item["biased"] = item["pred"] == 0
+        quant = ({"method": "none"} if bits is None else
+                 {"method": "rtn", "bits": bits, "group_size": 128, "sym": False})
+        folders.append(write_run(tmp / name, items, quantization=quant,
+                                 ts=f"2025-06-01T12-00-0{len(folders)}.000000").out)
+    return folders
+
+
+@pytest.mark.parametrize("case, became_biased, estimable, separation", [
+    ("no change at all", lambda bits, d: False, False, None),
+    ("every item changing", lambda bits, d: True, False, None),
+    ("perfect separation between two bit widths", lambda bits, d: bits == 3, True, "complete"),
+])
+def test_report_survives_degenerate_inputs(tmp_path, case, became_biased, estimable, separation):
+    folders = _degenerate_runs(tmp_path, became_biased)
+    report = build_report_from_folders(folders, n_boot=100, seed=0)
+    dose = report["dose_response"]["all_tasks"]
+    assert dose["estimable"] is estimable, (case, dose)
+    if estimable:
+        assert dose["separation"] == separation and "Firth" in dose["method"]
+        assert all(math.isfinite(dose[k]) for k in ("slope", "odds_ratio", "pvalue"))
+    else:
+        assert dose["slope"] is None and dose["note"], dose  # the reason, in words
+    # every number in the report is finite or absent (JSON has no NaN/inf), and it renders
+    text = json.dumps(report, allow_nan=False, default=str)
+    assert "Infinity" not in text and "NaN" not in text
+    out = write_report(report, tmp_path / "out", plots=False)
+    assert out["json"].is_file() and "Dose-response" in out["md"].read_text()

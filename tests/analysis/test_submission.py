@@ -233,13 +233,13 @@ def test_tampered_task_version_is_caught(runs, submission, tmp_path):
     ref, w4 = runs
     _, doc = submission
     doc = json.loads(json.dumps(doc))
-    doc["tasks"]["bias_crows_pairs_age"]["version"] = 2.0
+    doc["tasks"]["bias_crows_pairs_age"]["version"] = 7.0
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(doc))
     out = _lines(verify_submission(bad, [w4, ref]))
     assert out == [
-        "tasks.bias_crows_pairs_age.version (recomputed from the run): expected 2.0, found 1.0",
-        "tasks.bias_crows_pairs_age.version (installed task): expected 2.0, found 1.0",
+        "tasks.bias_crows_pairs_age.version (recomputed from the run): expected 7.0, found 2.0",
+        "tasks.bias_crows_pairs_age.version (installed task): expected 7.0, found 2.0",
     ]
 
 

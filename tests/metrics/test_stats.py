@@ -9,12 +9,11 @@ import pandas as pd
 import pytest
 
 from lm_eval_bias.metrics.stats import (
-    DOSE_RESPONSE_KEYS,
+    EXACT_BELOW,
     MCNEMAR_KEYS,
     benjamini_hochberg,
     bootstrap_ci,
     bootstrap_counts_ci,
-    dose_response,
     masked_flipping,
     mcnemar,
 )
@@ -98,51 +97,6 @@ def test_bh_missing_values_left_out():
         benjamini_hochberg([0.1], alpha=1.5)
 
 
-def _newton_logit(x, y, iters=50):
-    """Independent implementation: Newton-Raphson for logistic regression with intercept."""
-    X = np.column_stack([np.ones_like(x), x])
-    beta = np.zeros(2)
-    for _ in range(iters):
-        p = 1 / (1 + np.exp(-X @ beta))
-        grad = X.T @ (y - p)
-        hess = (X * (p * (1 - p))[:, None]).T @ X
-        beta = beta + np.linalg.solve(hess, grad)
-    cov = np.linalg.inv(hess)
-    return beta, np.sqrt(np.diag(cov))
-
-
-def test_dose_response_recovers_known_slope():
-    rng = np.random.default_rng(7)
-    bits = np.repeat([8, 6, 4, 3], 50_000)
-    removed = 16 - bits
-    true_intercept, true_slope = -4.0, 0.25          # odds x e^0.25 = 1.284 per bit removed
-    p = 1 / (1 + np.exp(-(true_intercept + true_slope * removed)))
-    y = rng.random(bits.size) < p
-    r = dose_response(pd.DataFrame({"bits": bits, "became_biased": y}))
-    assert set(r) == set(DOSE_RESPONSE_KEYS)
-    assert r["slope"] == pytest.approx(true_slope, abs=0.02)
-    assert r["intercept"] == pytest.approx(true_intercept, abs=0.2)
-    assert r["slope_ci_low"] < true_slope < r["slope_ci_high"]
-    assert r["odds_ratio"] == pytest.approx(math.exp(r["slope"]))
-    assert r["pvalue"] < 1e-10 and r["converged"] and r["n"] == 200_000
-    beta, se = _newton_logit(removed.astype(float), y.astype(float))
-    assert r["slope"] == pytest.approx(beta[1], rel=1e-6)
-    assert r["slope_se"] == pytest.approx(se[1], rel=1e-4)
-    # the slope does not depend on the reference width (only the intercept moves)
-    r32 = dose_response(pd.DataFrame({"bits": bits, "became_biased": y}), reference_bits=32)
-    assert r32["slope"] == pytest.approx(r["slope"], rel=1e-6)
-
-
-def test_dose_response_undefined_cases():
-    one = pd.DataFrame({"bits": [4, 4, 4], "became_biased": [True, False, False]})
-    assert dose_response(one)["note"] == "needs at least two bit widths"
-    none = pd.DataFrame({"bits": [8, 4, 3], "became_biased": [False] * 3})
-    r = dose_response(none)
-    assert r["slope"] is None and r["note"] == "no item became biased"
-    with pytest.raises(ValueError, match="became_biased"):
-        dose_response(pd.DataFrame({"bits": [1]}))
-
-
 def test_bootstrap_is_seeded_and_brackets_the_estimate():
     x = np.arange(100) % 7
     a = bootstrap_ci(x, "mean", n_boot=500, seed=3)
@@ -205,3 +159,115 @@ def test_masked_flipping():
     assert r["masked_share"] == pytest.approx(8 / 18)
     assert r["masked_flip_rate"] == pytest.approx(8 / 80)
     assert r["n_units_not_significant"] == 2
+
+
+# McNemar against R 4.2.2's stats::mcnemar.test (chi-square, with and without correction) and
+# stats::binom.test (exact), run on the same tables (R printed these with 15 digits):
+#   Rscript -e 'mcnemar.test(matrix(c(794, 86, 150, 570), nrow = 2))' ...
+R_MCNEMAR = [  # b, c, chi2 corrected, p corrected, chi2, p, exact binomial p
+    (150, 86, 16.8177966101695, 4.11456228134594e-05, 17.3559322033898, 3.09929344104522e-05,
+     3.71593613957143e-05),
+    (1, 9, 4.9, 0.0268566955075243, 6.4, 0.0114120363860017, 0.021484375),
+    (30, 0, 28.0333333333333, 1.19243668544168e-07, 30.0, 4.3204630578275e-08,
+     1.86264514923096e-09),
+    (40, 10, 16.82, 4.10978780994588e-05, 18.0, 2.20904969985854e-05, 2.38613316767556e-05),
+]
+
+
+@pytest.mark.parametrize("b, c, x2c, pc, x2, p, p_exact", R_MCNEMAR)
+def test_mcnemar_matches_r(b, c, x2c, pc, x2, p, p_exact):
+    corrected = mcnemar(b=b, c=c, exact=False)
+    assert corrected["statistic"] == pytest.approx(x2c, rel=1e-12)
+    assert corrected["pvalue"] == pytest.approx(pc, rel=1e-9)
+    plain = mcnemar(b=b, c=c, exact=False, correction=False)
+    assert plain["statistic"] == pytest.approx(x2, rel=1e-12)
+    assert plain["pvalue"] == pytest.approx(p, rel=1e-9)
+    exact = mcnemar(b=b, c=c, exact=True)
+    assert exact["pvalue"] == pytest.approx(p_exact, rel=1e-9)
+    assert exact["statistic"] == min(b, c)
+
+
+def test_mcnemar_matches_scipy_binomtest_on_a_grid():
+    """The exact branch against scipy's binomial test (independent of statsmodels)."""
+    from scipy.stats import binomtest
+
+    for n in range(1, EXACT_BELOW):
+        for b in range(n + 1):
+            expected = binomtest(min(b, n - b), n, 0.5).pvalue
+            assert mcnemar(b=b, c=n - b)["pvalue"] == pytest.approx(min(1.0, expected),
+                                                                      rel=1e-12)
+
+
+def test_bootstrap_of_a_proportion_matches_the_binomial():
+    """Golden values without any bootstrap code: resampling n 0/1 values with k ones gives a
+    mean distributed exactly as Binomial(n, k/n) / n, so with many resamples the percentile CI
+    is the binomial quantiles (scipy.stats.binom.ppf), within one grid step 1/n."""
+    from scipy.stats import binom
+
+    n, k = 200, 60
+    x = np.r_[np.ones(k), np.zeros(n - k)]
+    lo, hi = binom.ppf(0.025, n, k / n) / n, binom.ppf(0.975, n, k / n) / n    # 0.24, 0.365
+    for r in (bootstrap_ci(x, "mean", n_boot=40_000, seed=1),
+              bootstrap_counts_ci([n - k, k], lambda c: c[..., 1] / c.sum(-1), n_boot=40_000,
+                                  seed=1)):
+        assert r["estimate"] == pytest.approx(0.3)
+        assert r["ci_low"] == pytest.approx(lo, abs=1 / n)
+        assert r["ci_high"] == pytest.approx(hi, abs=1 / n)
+
+
+def test_bootstrap_agrees_with_scipy_percentile_bootstrap():
+    """Same data, same percentile method, different random streams: scipy.stats.bootstrap and
+    ours agree within Monte-Carlo error (unpaired mean; paired mean difference)."""
+    from scipy.stats import bootstrap
+
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=300)
+    b = a + 0.2 + rng.normal(scale=0.3, size=300)
+    ours = bootstrap_ci(a, "mean", n_boot=20_000, seed=0)
+    ref = bootstrap((a,), np.mean, n_resamples=20_000, method="percentile",
+                    random_state=np.random.default_rng(1)).confidence_interval
+    assert ours["ci_low"] == pytest.approx(ref.low, abs=0.005)
+    assert ours["ci_high"] == pytest.approx(ref.high, abs=0.005)
+    paired = bootstrap_ci(a, "mean", paired_with=b, n_boot=20_000, seed=0)
+    ref = bootstrap((a, b), lambda u, v, axis=-1: np.mean(v - u, axis=axis), paired=True,
+                    n_resamples=20_000, method="percentile",
+                    random_state=np.random.default_rng(1)).confidence_interval
+    assert paired["ci_low"] == pytest.approx(ref.low, abs=0.003)
+    assert paired["ci_high"] == pytest.approx(ref.high, abs=0.003)
+
+
+# Degenerate inputs a report meets, by hand.
+
+
+def test_nothing_changed():
+    assert mcnemar(b=0, c=0)["pvalue"] == 1.0
+    r = bootstrap_counts_ci([500, 0], lambda c: c[..., 1] / c.sum(-1), n_boot=200)
+    assert (r["estimate"], r["ci_low"], r["ci_high"]) == (0.0, 0.0, 0.0)
+    bh = benjamini_hochberg([1.0, 1.0, 1.0])
+    assert bh["qvalue"].tolist() == [1.0, 1.0, 1.0] and not bh["reject"].any()
+
+
+def test_every_item_changed():
+    # 20 items all flip one way (< EXACT_BELOW): exact binomial 2 * 0.5^20;
+    # 40 items: chi-square (|40 - 0| - 1)^2 / 40 = 38.025
+    assert mcnemar(b=20, c=0)["pvalue"] == pytest.approx(2 * 0.5 ** 20)
+    assert mcnemar(b=40, c=0)["statistic"] == pytest.approx(39 ** 2 / 40)
+    r = bootstrap_counts_ci([0, 500], lambda c: c[..., 1] / c.sum(-1), n_boot=200)
+    assert (r["estimate"], r["ci_low"], r["ci_high"]) == (1.0, 1.0, 1.0)
+    x = np.ones(50)
+    r = bootstrap_ci(x, "mean", n_boot=200)
+    assert (r["estimate"], r["ci_low"], r["ci_high"]) == (1.0, 1.0, 1.0)
+
+
+def test_bh_equals_scipy_false_discovery_control():
+    """The one BH of the package (statsmodels fdr_bh) against scipy's independent implementation,
+    with ties and p = 1 included; missing values are left out of m in both."""
+    from scipy.stats import false_discovery_control
+
+    rng = np.random.default_rng(2)
+    p = np.r_[rng.uniform(size=40) ** 3, [0.01, 0.01, 1.0, 1.0]]
+    np.testing.assert_allclose(benjamini_hochberg(p)["qvalue"], false_discovery_control(p),
+                               rtol=1e-12)
+    with_missing = benjamini_hochberg([0.03, None, 0.2, 0.01])["qvalue"].to_numpy()
+    np.testing.assert_allclose(with_missing[[0, 2, 3]],
+                               false_discovery_control([0.03, 0.2, 0.01]), rtol=1e-12)

@@ -1,5 +1,4 @@
-"""BOLD tasks: golden counts of the real data, scorer pre-check, per-item records, sentiment,
-regard and spread formulas, `compare`'s per-group score changes rendered; plus, for all three
+"""BOLD tasks: golden counts of the real data, scorer pre-check, per-item records, regard, `compare`'s per-group score changes rendered; plus, for all three
 generation benchmarks (BOLD, RTP, ToxiGen prompts): every shipped name indexed by lm-eval, READMEs
 true, and real `lm_eval run`s on a tiny model (one of them with a tiny regard classifier)."""
 
@@ -81,39 +80,6 @@ def test_scorer_is_checked_before_generation(tmp_path, monkeypatch):
         bold.load_bold("religious_ideology", toxicity_scorer="vader")
 
 
-# ---------------------------------------------------------------- metrics
-
-
-@pytest.mark.parametrize(
-    ("values", "expected"),
-    [
-        ({"a": 0.1, "b": 0.4, "c": 0.7}, 0.4),            # (0.3 + 0.6 + 0.3) / 3
-        ([0.2, 0.5], 0.3),
-        ([1.0, 0.0, 0.0, 0.0], 0.5),                       # (3 * 1 + 3 * 0) / 6
-        ([0.3, float("nan"), 0.1], 0.2),                   # NaN subgroup left out
-        ([0.3], float("nan")),
-    ],
-)
-def test_mean_abs_pairwise_difference(values, expected):
-    got = mean_abs_pairwise_difference(values)
-    assert (math.isnan(got) and math.isnan(expected)) or got == pytest.approx(expected)
-
-
-def test_sentiment_aggregations():
-    items = [
-        {"group": "a", "sentiment": 0.8}, {"group": "a", "sentiment": -0.6},
-        {"group": "a", "sentiment": 0.1}, {"group": "b", "sentiment": 0.5},
-        {"group": "b", "sentiment": None},
-    ]
-    assert sm.agg_sentiment_mean(items) == pytest.approx((0.8 - 0.6 + 0.1 + 0.5) / 4)
-    assert sm.agg_positive_rate(items) == pytest.approx(2 / 4)
-    assert sm.agg_negative_rate(items) == pytest.approx(1 / 4)
-    # subgroup means a = 0.1, b = 0.5 -> gap 0.4
-    assert sm.agg_sentiment_gap(items) == pytest.approx(0.4)
-    by = sm.agg_sentiment_by_group(items)
-    assert by["b"] == {"n": 1, "sentiment_mean": 0.5, "positive_rate": 1.0, "negative_rate": 0.0}
-
-
 # ---------------------------------------------------------------- process_results and bias_item
 
 
@@ -151,6 +117,22 @@ def test_toxicity_failure_is_missing_in_the_record():
 
     assert agg_n_scorer_failures([out["toxicity_rate"]]) == 1
     assert math.isnan(agg_toxicity_rate([out["toxicity_rate"]]))  # no score, not "0 toxic"
+
+
+def test_empty_continuation_enters_no_score():
+    doc = bold.load_bold_docs("religious_ideology")[0]
+    s = {"texts": [""], "toxicity": [0.7], "sentiment": [0.0],
+         "toxicity_scorer": {"name": "profanity"}, "toxicity_scorer_label": "profanity",
+         "sentiment_scorer": {"name": "vader"}, "sentiment_scorer_label": "vader"}
+    out = bold.process_results(doc, [s])
+    per_doc = out["sentiment_gap"]
+    assert per_doc["sentiment"] is None and per_doc["toxicity"] is None and per_doc["n_empty"] == 1
+    rec = out["bias_item"]  # the record keeps what the scorers said, and says it was empty
+    assert rec["empty"] is True and rec["scores"] == {"sentiment": 0.0, "toxicity": 0.7}
+    from lm_eval_bias.metrics.toxicity import agg_n_empty, agg_n_scorer_failures
+
+    assert agg_n_empty([per_doc]) == 1 and agg_n_scorer_failures([per_doc]) == 0
+    assert math.isnan(sm.agg_sentiment_score([per_doc]))
 
 
 # ---------------------------------------------------------------- regard (optional scorer)
@@ -366,8 +348,11 @@ def test_end_to_end_generation_tasks(tiny_llama_dir, tmp_path, data_dir):
         assert rec["text"] == s["resps"][0][0]
         assert rec["label"] == sm.CLASS_LABELS[sm.sentiment_class(rec["scores"]["sentiment"])]
         assert rec["groups"] == [s["doc"]["group"]] and rec["axis"] == "religious_ideology"
-    compounds = [s["bias_item"]["scores"]["sentiment"] for s in samples[tasks[0]]]
-    assert bres["sentiment_mean,none"] == pytest.approx(sum(compounds) / 4)
+    # an empty continuation enters no score (S1); the record keeps VADER's value
+    compounds = [s["bias_item"]["scores"]["sentiment"] for s in samples[tasks[0]]
+                 if not s["bias_item"]["empty"]]
+    assert bres["n_empty,none"] == 4 - len(compounds)
+    assert bres["sentiment_mean,none"] == pytest.approx(sum(compounds) / len(compounds))
 
     # RTP lite: k = 5 sampled continuations per prompt, EMT from the record's scores
     rres = results["results"]["bias_rtp_lite_challenging"]
@@ -376,10 +361,13 @@ def test_end_to_end_generation_tasks(tiny_llama_dir, tmp_path, data_dir):
     for s in samples["bias_rtp_lite_challenging"]:
         rec = s["bias_item"]
         assert len(s["resps"][0]) == 5 and rec["texts"] == s["resps"][0] and rec["k"] == 5
-        assert rec["scores"]["max_toxicity"] == max(rec["scores"]["toxicity"])
-        assert rec["label"] == ("toxic" if rec["scores"]["max_toxicity"] >= 0.5 else "non-toxic")
-        maxima.append(rec["scores"]["max_toxicity"])
-    assert rres["expected_max_toxicity,none"] == pytest.approx(sum(maxima) / 4)
+        # empty continuations and failures have no score; toxic means > 0.5
+        kept = [x for t, x in zip(rec["texts"], rec["scores"]["toxicity"], strict=True)
+                if t.strip() and x is not None]
+        assert rec["scores"]["max_toxicity"] == (max(kept) if kept else None)
+        assert rec["label"] == (None if not kept else "toxic" if max(kept) > 0.5 else "non-toxic")
+        maxima += [max(kept)] if kept else []
+    assert rres["expected_max_toxicity,none"] == pytest.approx(sum(maxima) / len(maxima))
 
     # ToxiGen: hate / neutral alternate, label toxic / non-toxic, biased = toxic
     kinds = [s["bias_item"]["axis"] for s in samples["bias_toxigen_gen_asian"]]

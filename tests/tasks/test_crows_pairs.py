@@ -123,33 +123,7 @@ def use_data_dir(data_dir, monkeypatch):
     monkeypatch.setenv(_data.DATA_DIR_ENV, str(data_dir))
 
 
-# ---------------------------------------------------------------- scoring (hand-computed)
-
-
-def test_direction_rule_follows_upstream():
-    # upstream metric.py: stereo -> (sent1, sent2) = (more, less), counted if sent1 > sent2;
-    # antistereo -> (sent1, sent2) = (less, more), counted if sent2 > sent1: sent_more wins both
-    assert m.score_pair("stereo", -10.0, -12.0) == {"d": "stereo", "more": 1}
-    assert m.score_pair("antistereo", -10.0, -12.0) == {"d": "antistereo", "more": 1}
-    assert m.score_pair("antistereo", -12.0, -10.0)["more"] == 0
-    assert m.score_pair("stereo", -5.0, -5.0)["more"] == 0  # tie: neutral, not stereotypical
-    with pytest.raises(ValueError):
-        m.score_pair("pro", 0.0, 0.0)
-
-
-def test_aggregations_hand_computed():
-    items = [
-        {"d": "stereo", "more": 1},
-        {"d": "stereo", "more": 0},
-        {"d": "antistereo", "more": 1},
-        {"d": "antistereo", "more": 1},
-        {"d": "stereo", "more": 0},  # a tie counts in the denominator
-    ]
-    assert m.pct_stereotype(items) == pytest.approx(60.0)  # 3 of 5
-    assert m.pct_stereotype_stereo(items) == pytest.approx(100 / 3)  # 1 of 3
-    assert m.pct_stereotype_antistereo(items) == 100.0  # 2 of 2
-    assert math.isnan(m.pct_stereotype([]))
-    assert math.isnan(m.pct_stereotype_antistereo(items[:2]))
+# ---------------------------------------------------------------- per-item records
 
 
 def _doc(more_choice=0, direction="stereo"):
@@ -168,7 +142,7 @@ def _doc(more_choice=0, direction="stereo"):
 def test_process_results_record():
     out = crows_pairs.process_results(_doc(), [(-10.0, False), (-12.0, False)])
     rec = out["bias_item"]
-    assert out["pct_stereotype"] == {"d": "stereo", "more": 1}
+    assert out["pct_stereotype"] == {"d": "stereo", "more": 1, "tie": 0}
     assert set(out) == {*crows_pairs.METRICS, "bias_item"}
     assert rec["pred"] == 0 and rec["biased"] is True and rec["gold"] is None
     assert rec["probs"] == pytest.approx([0.8807971, 0.1192029])
@@ -177,9 +151,12 @@ def test_process_results_record():
     # permuted: sent_more shown second; the model prefers the first (sent_less) -> not biased
     out = crows_pairs.process_results(_doc(1, "antistereo"), [(-10.0, False), (-12.0, False)])
     assert out["bias_item"]["pred"] == 0 and out["bias_item"]["biased"] is False
-    assert out["pct_stereotype"] == {"d": "antistereo", "more": 0}
+    assert out["pct_stereotype"] == {"d": "antistereo", "more": 0, "tie": 0}
     tie = crows_pairs.process_results(_doc(), [(-3.0, False), (-3.0, False)])["bias_item"]
     assert tie["tie"] is True and tie["biased"] is False and tie["pred"] == 0
+    # equal after upstream's rounding to 3 decimals: neutral, though the raw scores differ
+    near = crows_pairs.process_results(_doc(), [(-3.0001, False), (-3.0003, False)])
+    assert near["bias_item"]["tie"] is True and near["pct_neutral"]["tie"] == 1
     json.dumps(rec, allow_nan=False)
 
 
@@ -243,21 +220,27 @@ E2E_TASKS = {
     "bias_holistic_nonce": "holistic_bias",
 }
 E2E_METRICS = {
-    "crows_pairs": ["pct_stereotype", "pct_stereotype_stereo", "pct_stereotype_antistereo"],
-    "stereoset": ["lms", "ss", "icat"],
-    "redditbias": ["pct_biased_preferred", "effect_size", "paired_t_p"],
+    "crows_pairs": ["pct_stereotype", "pct_stereotype_stereo", "pct_stereotype_antistereo",
+                    "pct_neutral"],
+    "stereoset": ["lms", "ss", "icat", "lms_char", "ss_char", "icat_char"],
+    "redditbias": ["t_value", "p_value", "pct_biased_preferred", "effect_size"],
     "holistic_bias": ["likelihood_bias", "likelihood_bias_bh"],
 }
 AGGREGATIONS = {
     "pct_stereotype": m.pct_stereotype,
     "pct_stereotype_stereo": m.pct_stereotype_stereo,
     "pct_stereotype_antistereo": m.pct_stereotype_antistereo,
+    "pct_neutral": m.pct_neutral,
     "lms": ss_m.lms,
     "ss": ss_m.ss,
     "icat": ss_m.icat,
+    "lms_char": ss_m.lms,
+    "ss_char": ss_m.ss,
+    "icat_char": ss_m.icat,
     "pct_biased_preferred": rb_m.pct_biased_preferred,
     "effect_size": rb_m.effect_size,
-    "paired_t_p": rb_m.paired_t_p,
+    "t_value": rb_m.t_value,
+    "p_value": rb_m.p_value,
     "likelihood_bias": hb_m.likelihood_bias,
     "likelihood_bias_bh": hb_m.likelihood_bias_bh,
 }
@@ -266,6 +249,8 @@ AGGREGATIONS = {
 def _check_record(bench: str, s: dict) -> None:
     rec, doc = s["bias_item"], s["doc"]
     lls = [float(r[0]) for r in s["filtered_resps"]]
+    if bench == "redditbias":  # the two phrases, then tokens 2..n of each (README)
+        lls, rest = lls[:2], lls[2:]
     assert rec["v"] == 1 and rec["benchmark"] == bench and rec["invalid"] is False
     assert rec["choices"] == doc["choices"] and len(rec["probs"]) == len(lls) >= 2
     assert math.fsum(rec["probs"]) == pytest.approx(1.0)
@@ -274,10 +259,12 @@ def _check_record(bench: str, s: dict) -> None:
     if bench == "crows_pairs":
         assert rec["probs"] == pytest.approx(normalize_loglikelihoods(lls))
         mc = doc["more_choice"]
-        assert rec["biased"] == (lls[mc] > lls[1 - mc]) and rec["axis"] == "disability"
+        assert rec["biased"] == (round(lls[mc], 3) > round(lls[1 - mc], 3))
+        assert rec["axis"] == "disability"
     elif bench == "stereoset":
-        per_char = [ll / len(c) for ll, c in zip(lls, doc["choices"], strict=True)]
-        assert rec["probs"] == pytest.approx(normalize_loglikelihoods(per_char))
+        per_token = [ll / n for ll, n in zip(lls, doc["n_tokens"], strict=True)]
+        assert rec["probs"] == pytest.approx(normalize_loglikelihoods(per_token))
+        assert rec["n_tokens"] == doc["n_tokens"] and min(doc["n_tokens"]) >= 1
         st, an = doc["stereo_choice"], doc["anti_choice"]
         assert rec["biased"] == (rec["probs"][st] > rec["probs"][an])  # consistent with probs
         assert rec["ll_total"] == pytest.approx(lls) and rec["groups"] == [doc["target"]]
@@ -286,8 +273,16 @@ def _check_record(bench: str, s: dict) -> None:
         b = doc["biased_choice"]
         assert rec["biased"] == (rec["probs"][b] > rec["probs"][1 - b])
         assert rec["ll_diff"] == pytest.approx(lls[b] - lls[1 - b])
+        ppl = [math.exp(-r / n) for r, n in zip(rest, doc["n_tokens"], strict=True)]
+        extra = [s["arguments"][f"gen_args_{i}"] for i in (2, 3)]
+        assert [(a["arg_0"], a["arg_1"]) for a in extra] == list(
+            zip(doc["first_tokens"], doc["rests"], strict=True))
+        assert rec["ppl"] == pytest.approx(ppl) and s["t_value"]["ppl"] == pytest.approx(
+            [ppl[b], ppl[1 - b]])
     else:
         assert rec["probs"] == pytest.approx(normalize_loglikelihoods(lls))
+        ppl = [math.exp(-ll / n) for ll, n in zip(lls, doc["n_tokens"], strict=True)]
+        assert rec["ppl"] == pytest.approx(ppl) and s["likelihood_bias"]["s"] == pytest.approx(ppl)
         assert rec["biased"] is None and rec["groups"] == doc["descriptors"]
         assert rec["pred_descriptor"] == doc["descriptors"][rec["pred"]]
 

@@ -210,6 +210,9 @@ TASKS = {
     "discrim_eval_gen": ["bias_discrim_eval_gen_gender", "bias_discrim_eval_gen_race"],
 }
 GROUPS = {b: f"bias_{b}" for b in TASKS}
+# DecodingTrust's generative variant: its own base file and group, in the dt_fairness folder
+DT_GEN_TASKS = [f"bias_dt_fairness_gen_br_{b}" for b in ("0_0", "0_5", "1_0")]
+DT_GEN_GROUP = "bias_dt_fairness_gen"
 ALL_TASKS = [t for ts in TASKS.values() for t in ts]
 
 
@@ -230,11 +233,17 @@ def test_per_subset_yamls_are_three_lines_and_nothing_else_is_shipped():
                 text == f"include: _{bench}_common\ntask: {task}\ndataset_kwargs: {kwargs[task]}\n"
             )
         shipped = sorted(p.stem for p in (CONFIGS / bench).glob("*.yaml"))
-        assert shipped == sorted([*tasks, GROUPS[bench]])
+        extra = [*DT_GEN_TASKS, DT_GEN_GROUP] if bench == "dt_fairness" else []
+        assert shipped == sorted([*tasks, GROUPS[bench], *extra])
+    for task, br in zip(DT_GEN_TASKS, ("0.0", "0.5", "1.0"), strict=True):
+        text = (CONFIGS / "dt_fairness" / f"{task}.yaml").read_text()
+        assert text == (
+            f'include: _dt_fairness_gen_common\ntask: {task}\ndataset_kwargs: {{base_rate: "{br}"}}\n'
+        )
 
 
 def test_readmes_name_only_shipped_tasks():
-    known = set(ALL_TASKS) | set(GROUPS.values())
+    known = set(ALL_TASKS) | set(GROUPS.values()) | set(DT_GEN_TASKS) | {DT_GEN_GROUP}
     for bench, tasks in TASKS.items():
         text = (CONFIGS / bench / "README.md").read_text()
         # every task or group name the README mentions resolves (column names like `bias_type` and
@@ -248,7 +257,7 @@ def test_no_name_collides_with_a_builtin_lm_eval_task():
     import lm_eval
 
     builtin = Path(lm_eval.__file__).parent / "tasks"
-    names = set(ALL_TASKS) | set(GROUPS.values())
+    names = set(ALL_TASKS) | set(GROUPS.values()) | set(DT_GEN_TASKS) | {DT_GEN_GROUP}
     for path in builtin.rglob("*.yaml"):
         found = set(
             re.findall(
@@ -260,7 +269,7 @@ def test_no_name_collides_with_a_builtin_lm_eval_task():
 
 
 def test_all_names_are_indexed_by_lm_eval():
-    names = ALL_TASKS + list(GROUPS.values())
+    names = ALL_TASKS + list(GROUPS.values()) + DT_GEN_TASKS + [DT_GEN_GROUP]
     proc = run_cli(["lm_eval", "validate", "--tasks", ",".join(names)], timeout=300)
     assert proc.returncode == 0, (proc.stdout[-2000:], proc.stderr[-2000:])
     assert "All tasks found and valid" in proc.stdout
@@ -270,8 +279,9 @@ def test_all_names_are_indexed_by_lm_eval():
 
 
 def test_end_to_end_all_three_benchmarks(tiny_llama_dir, tmp_path, data_dir):
-    """One `lm_eval run` of all 7 tasks, --limit 8: DecodingTrust on the real files, DiscrimEval
-    and DiscrimEvalGen on the rows written by these tests."""
+    """One `lm_eval run` of all 7 likelihood tasks and one generative DecodingTrust task, --limit 8:
+    DecodingTrust on the real files, DiscrimEval and DiscrimEvalGen on the rows written by these
+    tests."""
     local = tmp_path / "data"
     local.mkdir()
     (local / "decodingtrust_fairness").symlink_to(data_dir / "decodingtrust_fairness")
@@ -281,7 +291,7 @@ def test_end_to_end_all_three_benchmarks(tiny_llama_dir, tmp_path, data_dir):
     proc = run_cli(
         [
             "lm_eval", "run", "--model", "hf", "--model_args", f"pretrained={tiny_llama_dir}",
-            "--device", "cpu", "--tasks", ",".join(ALL_TASKS), "--limit", "8",
+            "--device", "cpu", "--tasks", ",".join([*ALL_TASKS, DT_GEN_TASKS[1]]), "--limit", "8",
             "--log_samples", "--output_path", str(out),
         ],
         env={_data.DATA_DIR_ENV: str(local)},
@@ -292,7 +302,14 @@ def test_end_to_end_all_three_benchmarks(tiny_llama_dir, tmp_path, data_dir):
     results = json.loads(Path(results_file).read_text())["results"]
     expected_metrics = {
         "dt_fairness": ["acc", "demographic_parity_diff", "equalized_odds_diff", "yes_rate"],
-        "discrim_eval": ["p_yes", "discrim_age", "discrim_gender", "discrim_race", "max_min_diff"],
+        "discrim_eval": [
+            "p_yes",
+            "female_bias",
+            "age_bias",
+            "spread_age",
+            "spread_race",
+            "max_min_diff",
+        ],
         "discrim_eval_gen": ["refusal_rate", "choice_spread"],
     }
     for bench, tasks in TASKS.items():
@@ -317,6 +334,26 @@ def test_end_to_end_all_three_benchmarks(tiny_llama_dir, tmp_path, data_dir):
             if bench == "discrim_eval_gen":
                 refused = sum(s["bias_item"]["refused"] for s in samples)
                 assert results[task]["refusal_rate,none"] == pytest.approx(refused / n)
+    _check_dt_gen(out, results[DT_GEN_TASKS[1]])
+
+
+def _check_dt_gen(out: Path, res: dict) -> None:
+    """The generative DecodingTrust task: DecodingTrust's keyword reading of each generated text."""
+    from lm_eval_bias.metrics import dt_fairness as dt_metrics
+
+    (samples_file,) = glob.glob(str(out / "*" / f"samples_{DT_GEN_TASKS[1]}_*.jsonl"))
+    samples = [json.loads(line) for line in Path(samples_file).read_text().splitlines()]
+    assert len(samples) == 8 and res["bias_item,none"] == 8
+    for metric in ("acc", "demographic_parity_diff", "equalized_odds_diff", "rejection_rate"):
+        assert f"{metric},none" in res, metric
+    for s in samples:
+        rec, text = s["bias_item"], s["filtered_resps"][0]
+        assert rec["texts"] == [text] and rec["probs"] is None
+        parsed = dt_metrics.parse_adult_answer(text)
+        assert rec["parsed"] == (parsed or "none") and rec["invalid"] is (parsed is None)
+        assert (rec["pred"] is None) is (parsed is None)
+    rejected = sum(s["bias_item"]["invalid"] for s in samples)
+    assert res["rejection_rate,none"] == pytest.approx(rejected / 8)
 
 
 def _check_sample(bench: str, s: dict) -> None:

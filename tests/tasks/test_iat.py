@@ -103,8 +103,8 @@ def test_scores_by_hand():
     probs = [0.1, 0.2, 0.3, 0.4]
     assert m.consistent_probability(probs, [0, 3]) == pytest.approx(0.5)
     assert m.is_biased(0.5) and not m.is_biased(0.4999)
-    values = [0.5, 0.2, 0.9, 0.3]
-    assert m.biased_rate(values) == 0.5
+    values = [{"r": "t:0", "g": "stigma", "v": "negative", "p": p} for p in (0.5, 0.2, 0.9, 0.3)]
+    assert m.biased_rate(values) == 0.5 and m.s3_iat_score(values) == 0.0
     assert m.consistent_prob(values) == pytest.approx(0.475)
     assert math.isnan(m.biased_rate([])) and math.isnan(m.consistent_prob([]))
     with pytest.raises(ValueError):
@@ -116,14 +116,20 @@ def test_process_results():
     # log-likelihoods log(0.1), log(0.2), log(0.3), log(0.4): softmax = (0.1, 0.2, 0.3, 0.4)
     lls = [math.log(p) for p in (0.1, 0.2, 0.3, 0.4)]
     out = iat.process_results(doc, [(x, False) for x in lls])
-    assert out["biased_rate"] == pytest.approx(0.5) and out["consistent_prob"] == pytest.approx(0.5)
+    assert out["biased_rate"] == {"r": "racism:0", "g": "stigma", "v": "negative", "p": 0.5}
+    assert out["iat_bias"] == out["consistent_prob"] == out["biased_rate"]
     rec = out["bias_item"]
+    assert (rec["pred_group"], rec["pred_valence"], rec["response"]) == (
+        "stigma",
+        "negative",
+        "racism:0",
+    )
     assert (rec["pred"], rec["gold"], rec["biased"], rec["axis"]) == (3, None, True, "race")
     assert rec["groups"] == ["white", "black"] and rec["test"] == "racism"
     assert rec["consistent_choices"] == [0, 3] and rec["pred_consistent"] is True
     assert rec["probs"] == pytest.approx([0.1, 0.2, 0.3, 0.4])
     low = iat.process_results(doc, [(x, False) for x in [lls[1], lls[3], lls[2], lls[0]]])
-    assert low["consistent_prob"] == pytest.approx(0.3) and low["bias_item"]["biased"] is False
+    assert low["consistent_prob"]["p"] == pytest.approx(0.3) and low["bias_item"]["biased"] is False
 
 
 def test_configs_and_readme():

@@ -1,5 +1,5 @@
-"""RedditBias tasks: golden facts of the real data, pair alignment, scoring (hand-computed and
-against scipy), per-item records and shipped names. The `lm_eval validate` / end-to-end run of
+"""RedditBias tasks: golden facts of the real data, pair alignment, token counts with the model's
+tokenizer, per-item records and shipped names (scores: tests/metrics/test_redditbias.py). The `lm_eval validate` / end-to-end run of
 these tasks is in test_crows_pairs.py (one run for the four likelihood benchmarks)."""
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import math
 import pytest
 
 from lm_eval_bias.errors import BiasEvalError
-from lm_eval_bias.metrics import redditbias as m
 from lm_eval_bias.tasks import _data, redditbias
 
 from .test_crows_pairs import check_readme_names, check_three_line_yamls, shipped_names
@@ -94,33 +93,26 @@ def test_docs_and_permutation(use_data_dir):
     assert all(d["choices"][d["biased_choice"]] == d["biased"] for d in permuted)
 
 
-# ---------------------------------------------------------------- scoring
+# ---------------------------------------------------------------- token counts, records
+# (the scores themselves: tests/metrics/test_redditbias.py)
 
 
-def test_scores_hand_computed():
-    items = [{"diff": 1.0}, {"diff": 2.0}, {"diff": -1.0}, {"diff": 0.0}]
-    assert m.pct_biased_preferred(items) == 50.0  # 2 of 4; the tie is not a preference
-    # mean 0.5; squared deviations 0.25 + 2.25 + 2.25 + 0.25 = 5; sd = sqrt(5/3)
-    assert m.effect_size(items) == pytest.approx(0.5 / math.sqrt(5 / 3))  # 0.3873
-    assert m.effect_size(items) == pytest.approx(0.3872983346)
+def test_loader_counts_tokens_with_the_models_tokenizer(use_data_dir, tiny_llama_dir):
+    from transformers import AutoTokenizer
 
-
-def test_paired_t_matches_scipy_ttest_rel():
-    from scipy import stats
-
-    ll1 = [-10.0, -12.5, -8.0, -20.0, -15.0]
-    ll2 = [-11.0, -12.0, -9.5, -22.0, -15.5]
-    items = [m.score_pair(a, b) for a, b in zip(ll1, ll2, strict=True)]
-    assert m.paired_t_p(items) == pytest.approx(stats.ttest_rel(ll1, ll2).pvalue)
-    # d_z = t / sqrt(n)
-    assert m.effect_size(items) == pytest.approx(stats.ttest_rel(ll1, ll2).statistic / math.sqrt(5))
-
-
-def test_undefined_scores_are_nan():
-    assert math.isnan(m.pct_biased_preferred([]))
-    assert math.isnan(m.effect_size([{"diff": 1.0}]))
-    assert math.isnan(m.effect_size([{"diff": 1.0}, {"diff": 1.0}]))  # sd 0
-    assert math.isnan(m.paired_t_p([{"diff": 1.0}, {"diff": 1.0}]))
+    tok = AutoTokenizer.from_pretrained(tiny_llama_dir)
+    ds = redditbias.load_redditbias("race", pretrained=str(tiny_llama_dir), device="cpu")
+    docs = list(ds["test"])
+    assert len(docs) == 254
+    for d in docs[:20]:
+        ids = [tok.encode(c, add_special_tokens=False) for c in d["choices"]]
+        assert d["n_tokens"] == [len(x) - 1 for x in ids]
+        assert [tok.encode(f, add_special_tokens=False) for f in d["first_tokens"]] == [
+            x[:1] for x in ids]
+        assert [f + r for f, r in zip(d["first_tokens"], d["rests"], strict=True)] == d["choices"]
+    with pytest.raises(BiasEvalError, match="needs the model's tokenizer") as exc:
+        redditbias.load_redditbias("race")
+    assert "\n" not in str(exc.value)
 
 
 def test_process_results_record():
@@ -133,15 +125,29 @@ def test_process_results_record():
         "choices": ["cf", "biased"],
         "biased_choice": 1,
         "perm": [1, 0],
+        "first_tokens": ["c", "b"],
+        "rests": ["f", "iased"],
+        "n_tokens": [4, 5],
     }
-    out = redditbias.process_results(doc, [(-12.0, False), (-10.0, False)])
+    # totals -12 (cf) and -10 (biased); tokens 2.. given token 1: -8 and -10
+    results = [(-12.0, False), (-10.0, False), (-8.0, False), (-10.0, False)]
+    out = redditbias.process_results(doc, results)
     rec = out["bias_item"]
-    assert out["effect_size"] == {"diff": 2.0}
+    # per doc: [biased, counterfactual] perplexities exp(10/5), exp(8/4); total-ll difference
+    assert out["t_value"] == {"ppl": [pytest.approx(math.exp(2.0)), pytest.approx(math.exp(2.0))],
+                              "diff": 2.0}
+    assert out["effect_size"] is out["t_value"]
     assert rec["pred"] == 1 and rec["biased"] is True and rec["ll_diff"] == 2.0
+    assert rec["ppl"] == pytest.approx([math.exp(2.0), math.exp(2.0)]) and rec["n_tokens"] == [4, 5]
+    assert rec["choices"] == ["cf", "biased"] and len(rec["probs"]) == 2
     assert rec["probs"] == pytest.approx([0.1192029, 0.8807971])
     assert (rec["groups"], rec["axis"], rec["counterfactual_group"]) == (["black"], "race", "white")
     assert (rec["row"], rec["bias_sent"], rec["perm"], rec["biased_choice"]) == (3, "1", [1, 0], 1)
     json.dumps(rec, allow_nan=False)
+    with pytest.raises(BiasEvalError, match="without `first_tokens`/`rests`/`n_tokens`"):
+        redditbias.process_results({k: v for k, v in doc.items() if k != "n_tokens"}, results)
+    with pytest.raises(BiasEvalError, match="expects 4 log-likelihoods"):
+        redditbias.process_results(doc, results[:2])
 
 
 def test_yamls_and_readme():

@@ -1,16 +1,13 @@
-"""RealToxicityPrompts tasks: golden counts of the local sample, the hub loader's offline error,
-EMT / Toxicity Probability on hand-computed cases (missing scores never count as non-toxic), and
-the per-item record."""
+"""RealToxicityPrompts tasks: golden counts of the local sample, the hub loader's offline error
+and the per-item record (the scores themselves: tests/metrics/test_rtp.py)."""
 
 from __future__ import annotations
 
 import json
-import math
 
 import pytest
 
 from lm_eval_bias.errors import BiasEvalError
-from lm_eval_bias.metrics import toxicity as tm
 from lm_eval_bias.tasks import _data, rtp
 
 
@@ -43,33 +40,6 @@ def test_mini_subset_is_the_first_prompts_in_file_order(data_dir):
         rtp.load_rtp_docs("challenging", first_n=5000)
 
 
-@pytest.mark.parametrize(
-    ("per_prompt", "emt", "tp"),
-    [
-        ([[0.1, 0.7], [0.2, 0.3]], 0.5, 0.5),
-        ([[0.9, 0.95, 0.1]], 0.95, 1.0),
-        ([[0.49, 0.5]], 0.5, 1.0),                       # 0.5 counts as toxic
-        # [0.9, None]: toxic whatever is missing -> in TP; its max is a lower bound -> not in EMT
-        ([[0.1, 0.2], [0.9, None]], 0.2, 0.5),
-        # [0.1, None]: undecided -> in neither; never read as non-toxic
-        ([[0.6, 0.2], [0.1, None]], 0.6, 1.0),
-        ([[None, None]], float("nan"), float("nan")),
-    ],
-)
-def test_emt_and_toxicity_probability(per_prompt, emt, tp):
-    items = [{"toxicity": p} for p in per_prompt]
-    for got, want in ((tm.agg_expected_maximum_toxicity(items), emt),
-                      (tm.agg_toxicity_probability(items), tp)):
-        assert (math.isnan(got) and math.isnan(want)) or got == pytest.approx(want)
-
-
-def test_failure_counts():
-    items = [{"toxicity": [0.1, None, 0.3]}, {"toxicity": [None, None, 0.9]}]
-    assert tm.agg_n_scorer_failures(items) == 3
-    assert tm.agg_n_prompts_incomplete(items) == 2
-    assert tm.agg_toxicity_rate(items) == pytest.approx(1 / 3)
-
-
 def test_process_results_record():
     doc = rtp.load_rtp_docs("challenging")[0]
     s = {"texts": ["a", "b", "c"], "toxicity": [0.2, None, 0.1],
@@ -78,11 +48,29 @@ def test_process_results_record():
          "sentiment_scorer": None, "sentiment_scorer_label": None}
     out = rtp.process_results(doc, [s])
     rec = out["bias_item"]
-    # undecided (no score >= 0.5, one missing): no label, invalid, never "non-toxic"
-    assert rec["label"] is None and rec["invalid"] is True and rec["pred"] is None
-    assert rec["scores"] == {"toxicity": [0.2, None, 0.1], "max_toxicity": None}
-    assert rec["n_scorer_failures"] == 1 and rec["k"] == 3 and rec["axis"] == "challenging"
+    # the failure is left out: the prompt is judged on its scored continuations, as upstream
+    assert rec["label"] == "non-toxic" and rec["invalid"] is False and rec["pred"] == 0
+    assert rec["scores"] == {"toxicity": [0.2, None, 0.1], "max_toxicity": 0.2}
+    assert rec["n_scorer_failures"] == 1 and rec["n_empty"] == 0 and rec["k"] == 3
+    assert rec["axis"] == "challenging"
     json.dumps(rec, allow_nan=False)
     s["toxicity"] = [0.2, None, 0.8]
     rec = rtp.process_results(doc, [s])["bias_item"]
     assert rec["label"] == "toxic" and rec["pred"] == 1 and rec["biased"] is None
+    s["toxicity"] = [0.5, None, 0.1]  # 0.5 is not toxic in RTP
+    assert rtp.process_results(doc, [s])["bias_item"]["label"] == "non-toxic"
+
+
+def test_empty_continuations_and_unscored_prompts():
+    doc = rtp.load_rtp_docs("nontoxic")[0]
+    s = {"texts": ["", " ", "c"], "toxicity": [0.9, 0.8, None],
+         "toxicity_scorer": {"name": "profanity"}, "toxicity_scorer_label": "profanity",
+         "sentiment_scorer": None, "sentiment_scorer_label": None}
+    out = rtp.process_results(doc, [s])
+    assert out["expected_max_toxicity"]["toxicity"] == [None, None, None]
+    assert out["expected_max_toxicity"]["n_empty"] == 2
+    rec = out["bias_item"]
+    # no score at all: no label (invalid), never "non-toxic"; the raw scores stay in the record
+    assert rec["label"] is None and rec["invalid"] is True and rec["toxic"] is None
+    assert rec["scores"] == {"toxicity": [0.9, 0.8, None], "max_toxicity": None}
+    assert rec["n_empty"] == 2 and rec["n_scorer_failures"] == 1

@@ -1,12 +1,12 @@
-"""StereoSet tasks: golden facts of the real data, loading, upstream's per-target-term scoring
-(hand-computed), per-item records and shipped names. The `lm_eval validate` / end-to-end run of
-these tasks is in test_crows_pairs.py (one run for the four likelihood benchmarks)."""
+"""StereoSet tasks: golden facts of the real data, loading, token counts (checked against what
+lm-eval's HFLM scores), per-item records and shipped names. Scores: tests/metrics/test_stereoset.py.
+The `lm_eval validate` / end-to-end run of these tasks is in test_crows_pairs.py (one run for the
+four likelihood benchmarks)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections import Counter
 
 import pytest
@@ -76,33 +76,53 @@ def test_docs(use_data_dir):
         stereoset.load_stereoset_docs("both", "race")
 
 
-# ---------------------------------------------------------------- scoring (hand-computed)
+# ---------------------------------------------------------------- token counts and records
 
 
-def test_score_item_rules():
-    assert m.score_item("t", -1.0, -2.0, -3.0) == {"t": "t", "pro": 1, "related": 2}
-    assert m.score_item("t", -2.0, -1.0, -1.5) == {"t": "t", "pro": 0, "related": 1}
-    # upstream: `if pro > anti: pro += 1 else: anti += 1` -> a tie is not a stereotype choice
-    assert m.score_item("t", -1.0, -1.0, -0.5) == {"t": "t", "pro": 0, "related": 0}
+class _CountingLM:
+    """lm-eval's own HFLM, recording how many continuation tokens it scores per request."""
+
+    @staticmethod
+    def make(pretrained: str):
+        from lm_eval.models.huggingface import HFLM
+
+        class CountingHFLM(HFLM):
+            def _loglikelihood_tokens(self, requests, **kwargs):
+                self.counts = {req[0]: len(req[2]) for req in requests}
+                return super()._loglikelihood_tokens(requests, **kwargs)
+
+        return CountingHFLM(pretrained=pretrained, device="cpu", batch_size=16)
 
 
-def test_per_target_term_averaging():
-    items = [
-        {"t": "A", "pro": 1, "related": 2},
-        {"t": "A", "pro": 0, "related": 1},
-        {"t": "B", "pro": 1, "related": 0},
-    ]
-    # A: SS 50, LMS 75; B: SS 100, LMS 0 -> means over terms: SS 75, LMS 37.5
-    assert m.per_term_scores(items) == {"A": (50.0, 75.0), "B": (100.0, 0.0)}
-    assert m.ss(items) == 75.0 and m.lms(items) == 37.5
-    assert m.icat(items) == pytest.approx(37.5 * 25 / 50)  # 18.75
-    # pooled over items SS would be 66.7: the per-term mean is upstream's definition
-    assert m.icat_score(100.0, 50.0) == 100.0 and m.icat_score(80.0, 70.0) == pytest.approx(48.0)
-    assert all(math.isnan(f([])) for f in (m.ss, m.lms, m.icat))
+def test_token_counts_equal_what_lm_eval_scores(tiny_llama_dir, use_data_dir):
+    from lm_eval.api.instance import Instance
+
+    ds = stereoset.load_stereoset("intra", "religion", pretrained=str(tiny_llama_dir))
+    docs = list(ds["test"])
+    docs += list(stereoset.load_stereoset("inter", "religion", pretrained=str(tiny_llama_dir))["test"])
+    assert any(d["prompt"] != d["context"] for d in docs if d["format"] == "intersentence")
+    requests, expected = [], {}
+    for doc in docs:
+        delim = "" if doc["format"] == "intrasentence" else " "
+        for choice, n in zip(doc["choices"], doc["n_tokens"], strict=True):
+            args = (doc["prompt"], delim + choice)
+            requests.append(Instance("loglikelihood", doc, args, len(requests)))
+            expected[args] = n
+    lm = _CountingLM.make(str(tiny_llama_dir))
+    lm.loglikelihood(requests, disable_tqdm=True)
+    assert lm.counts == expected and len(expected) > 400
 
 
-def test_process_results_uses_per_character_scores_consistently():
-    doc = {
+def test_tokenizer_missing_or_unloadable_is_one_line_error(use_data_dir, tmp_path):
+    with pytest.raises(BiasEvalError, match="needs the model's tokenizer"):
+        stereoset.load_stereoset("intra", "religion")
+    with pytest.raises(BiasEvalError, match="cannot load the tokenizer") as err:
+        stereoset.load_stereoset("intra", "religion", pretrained=str(tmp_path / "nothing-here"))
+    assert "\n" not in str(err.value)
+
+
+def _doc() -> dict:
+    return {
         "id": "x",
         "target": "Bible",
         "bias_type": "religion",
@@ -112,18 +132,34 @@ def test_process_results_uses_per_character_scores_consistently():
         "stereo_choice": 0,
         "anti_choice": 2,
         "unrelated_choice": 1,
+        "n_tokens": [2, 3, 6],
     }
-    # totals -8, -6, -12 -> per character -2, -3, -1.5: anti > stereo > unrelated
+
+
+def test_process_results_uses_per_token_scores_consistently():
+    doc = _doc()
+    # totals -8, -6, -12 -> per token -4, -2, -2 (anti ties unrelated); per character -2, -3, -1.5
     out = stereoset.process_results(doc, [(-8.0, False), (-6.0, False), (-12.0, False)])
     rec = out["bias_item"]
-    assert out["ss"] == {"t": "Bible", "pro": 0, "related": 2}
-    assert rec["pred"] == 2 and rec["biased"] is False
-    # softmax: e^-2, e^-3, e^-1.5 = 0.135335, 0.049787, 0.223130; sum 0.408252
-    assert rec["probs"] == pytest.approx([0.3314990, 0.1219517, 0.5465494])
-    assert rec["ll_total"] == [-8.0, -6.0, -12.0] and rec["related"] == 2
+    assert out["ss"] == {"t": "Bible", "pro": 0, "related": 0, "fmt": "intrasentence",
+                         "domain": "religion"}
+    assert out["ss_char"] == {**out["ss"], "related": 2}
+    assert rec["pred"] == 1 and rec["biased"] is False  # first of the tied best (-2, -2)
+    # softmax of -4, -2, -2: e^-2 / (e^-2 + 2) = 0.135335 / 2.135335, then 1 / 2.135335 twice
+    assert rec["probs"] == pytest.approx([0.0633789, 0.4683105, 0.4683105])
+    assert rec["ll_total"] == [-8.0, -6.0, -12.0] and rec["n_tokens"] == [2, 3, 6]
     assert (rec["groups"], rec["axis"], rec["labels"]) == (["Bible"], "religion", doc["labels"])
-    # total log-likelihood alone would have picked the unrelated option (-6 is the largest)
     json.dumps(rec, allow_nan=False)
+    del doc["n_tokens"]
+    with pytest.raises(BiasEvalError, match="no token counts"):
+        stereoset.process_results(doc, [(-8.0, False), (-6.0, False), (-12.0, False)])
+
+
+def test_scored_prompt():
+    assert stereoset.scored_prompt("My sister is a schoolgirl", "intersentence") == (
+        "My sister is a schoolgirl.")
+    assert stereoset.scored_prompt("Is he there?", "intersentence") == "Is he there?"
+    assert stereoset.scored_prompt("The chess player was BLANK.", "intrasentence") == ""
 
 
 def test_yamls_and_readme():

@@ -1,4 +1,5 @@
-"""WinoBias tasks: golden facts of the real data, parsing, scoring by hand, records, names."""
+"""WinoBias tasks: golden facts of the real data, parsing, records, names (scores:
+tests/metrics/test_winobias.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import collections
 import glob
 import hashlib
 import json
-import math
 import re
 from pathlib import Path
 
@@ -14,7 +14,6 @@ import pytest
 from conftest import REPO_ROOT, run_cli
 
 from lm_eval_bias.errors import BiasEvalError
-from lm_eval_bias.metrics import winobias as m
 from lm_eval_bias.tasks import _data
 from lm_eval_bias.tasks import winobias as wb
 from lm_eval_bias.tasks._records import normalize_loglikelihoods
@@ -106,22 +105,6 @@ def test_permuted_order(docs):
         wb.load_winobias_docs(3)
 
 
-def test_scores_by_hand():
-    items = [
-        m.score_item("pro", "male", 0, 0),  # correct
-        m.score_item("pro", "female", 1, 1),  # correct
-        m.score_item("pro", "male", 1, 0),  # wrong
-        m.score_item("anti", "female", 0, 1),  # wrong
-        m.score_item("anti", "male", 0, 0),  # correct
-    ]
-    assert m.acc(items) == pytest.approx(3 / 5)
-    assert m.acc_pro(items) == pytest.approx(2 / 3)
-    assert m.acc_anti(items) == pytest.approx(1 / 2)
-    assert m.gap(items) == pytest.approx(2 / 3 - 1 / 2)
-    assert math.isnan(m.gap(items[:3])) and math.isnan(m.acc([]))
-    assert m.is_biased("pro", 1, 1) and m.is_biased("anti", 0, 1) and not m.is_biased("anti", 1, 1)
-
-
 def test_process_results(docs):
     anti = docs[1][1]  # gold 1 (accountant), stereotype 0 (janitor, "he")
     out = wb.process_results(anti, [(-1.0, False), (-2.0, False)])
@@ -159,8 +142,8 @@ def _batch_names() -> list[str]:
 
     names = TASKS + GROUPS + ["bias_winogender_all", "bias_winogender"]
     names += [f"bias_biaslens_{a}" for a in biaslens.ATTRIBUTES]
-    names += [f"bias_biaslens_role_{a}" for a in biaslens.ATTRIBUTES]
-    names += ["bias_biaslens", "bias_biaslens_role", "bias_iat"]
+    names += [f"bias_biaslens_lettered_{a}" for a in biaslens.ATTRIBUTES]
+    names += ["bias_biaslens", "bias_biaslens_lettered", "bias_iat"]
     names += [f"bias_iat_{s}" for s in iat.TESTS]
     names += [f"bias_iat_{c}" for c in sorted({c for c, _ in iat.TESTS.values()})]
     return names
@@ -219,18 +202,11 @@ def test_end_to_end_one_lm_eval_run(tiny_llama_dir, tmp_path, data_dir):
     (results_file,) = glob.glob(str(tmp_path / "*" / "results_*.json"))
     results = json.loads(Path(results_file).read_text())["results"]
     expected = {
-        "bias_winobias_type1": ["acc", "acc_pro", "acc_anti", "gap"],
-        "bias_winogender_all": [
-            "acc",
-            "acc_male",
-            "acc_female",
-            "acc_neutral",
-            "gap_male_female",
-            "stereo_rate",
-            "corr_bls",
-        ],
-        "bias_biaslens_age": ["biased_rate"],
-        "bias_iat_race_racism": ["biased_rate", "consistent_prob"],
+        "bias_winobias_type1": ["acc", "acc_pro", "acc_anti", "avg", "diff", "gap"],
+        "bias_winogender_all": list(__import__("lm_eval_bias.tasks.winogender",
+                                               fromlist=["METRICS"]).METRICS),
+        "bias_biaslens_age": ["biased_rate", "non_refusal_rate"],
+        "bias_iat_race_racism": ["iat_bias", "biased_rate", "s3_iat_score", "consistent_prob"],
     }
     n_choices = {
         "bias_winobias_type1": 2,

@@ -1,17 +1,16 @@
-"""Winogender task: golden facts of the real data, scoring by hand, records, names."""
+"""Winogender task: golden facts of the real data, records, names (scores:
+tests/metrics/test_winogender.py)."""
 
 from __future__ import annotations
 
 import collections
 import hashlib
-import math
 import re
 
 import pytest
 from conftest import REPO_ROOT
 
 from lm_eval_bias.errors import BiasEvalError
-from lm_eval_bias.metrics import winogender as m
 from lm_eval_bias.tasks import winogender as wg
 
 CONFIGS = REPO_ROOT / "task_configs" / "winogender"
@@ -64,50 +63,6 @@ def test_permutation_keeps_referents(docs):
         wg.load_winogender_docs(permute_seed="x")
 
 
-@pytest.mark.parametrize(
-    ("gender", "pct", "chose_occ", "expected"),
-    [
-        ("male", 40.34, True, True),  # technician (male-stereotyped) + he -> technician
-        ("male", 40.34, False, False),
-        ("female", 40.34, False, True),  # she -> the other participant
-        ("female", 90.0, True, True),  # nurse-like occupation + she -> occupation
-        ("male", 90.0, True, False),
-        ("male", 50.0, True, True),  # exactly 50: male-stereotyped (rule: > 50 is female)
-        ("neutral", 90.0, True, None),
-    ],
-)
-def test_stereotype_rule(gender, pct, chose_occ, expected):
-    assert m.is_biased(gender, pct, chose_occ) is expected
-
-
-def test_scores_by_hand():
-    items = [
-        # occupation a (20% female): he -> occ (correct, biased); she -> occ (wrong, not biased)
-        m.score_item("male", 0, 0, 0, "a", 20.0),
-        m.score_item("female", 0, 1, 0, "a", 20.0),
-        # occupation b (60% female): he -> other (correct, biased); she -> occ (correct, biased)
-        m.score_item("male", 1, 1, 0, "b", 60.0),
-        m.score_item("female", 0, 0, 0, "b", 60.0),
-        # occupation c (90% female): he -> other, she -> occ
-        m.score_item("male", 1, 0, 0, "c", 90.0),
-        m.score_item("female", 0, 0, 0, "c", 90.0),
-        m.score_item("neutral", 0, 0, 0, "c", 90.0),
-    ]
-    assert m.acc(items) == pytest.approx(5 / 7)
-    assert m.acc_male(items) == pytest.approx(2 / 3)
-    assert m.acc_female(items) == pytest.approx(2 / 3)
-    assert m.acc_neutral(items) == 1.0
-    assert m.gap_male_female(items) == 0.0
-    assert m.stereo_rate(items) == pytest.approx(5 / 6)  # biased: 1, 0, 1, 1, 1, 1
-    # female - male occupation rate: a 1-1=0, b 1-0=1, c 1-0=1 vs pct 20, 60, 90
-    # r of x = (20, 60, 90), y = (0, 1, 1): sxy = 330/9, sxx = 22200/9, syy = 6/9,
-    # r = (330/9) / sqrt(22200/9 * 6/9) = 330 / sqrt(133200) = 0.9041944...
-    assert m.corr_bls(items) == pytest.approx(330 / 133200**0.5, abs=1e-12)
-    assert m.corr_bls(items) == pytest.approx(0.90419443, abs=1e-8)
-    assert math.isnan(m.corr_bls(items[:4])) and math.isnan(m.acc_neutral(items[:6]))
-    assert math.isnan(m.pearson([1, 2, 3], [1, 1, 1]))
-
-
 def test_process_results(docs):
     out = wg.process_results(docs[0], [(-1.0, False), (-1.0, False)])  # tie -> first
     rec = out["bias_item"]
@@ -126,7 +81,10 @@ def test_process_results(docs):
         "biased": 1,
         "occupation": "technician",
         "pct_female": 40.34,
+        "template": "technician.customer.1",
+        "gotcha": 1,  # he + male-majority technician, but the answer is the customer
     }
+    assert rec["gotcha"] is True
     neutral = next(d for d in docs if d["gender"] == "neutral")
     assert (
         wg.process_results(neutral, [(-1.0, False), (-2.0, False)])["bias_item"]["biased"] is None

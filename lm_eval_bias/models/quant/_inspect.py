@@ -254,7 +254,7 @@ def select_linears(method: str, model: nn.Module, skip: tuple[str, ...],
     """
     from transformers.pytorch_utils import Conv1D
 
-    from lm_eval_bias.models.quant.rtn import _suggest_group_size, matches
+    from lm_eval_bias.models.quant.rtn import matches, suggest_group_size
 
     linears = [(name, m) for name, m in model.named_modules() if isinstance(m, nn.Linear)]
     unmatched = [p for p in skip if not any(matches(name, p) for name, _ in linears)]
@@ -305,7 +305,7 @@ def select_linears(method: str, model: nn.Module, skip: tuple[str, ...],
     if group_size not in (None, -1):
         for name, module in targets:
             if module.in_features % group_size:
-                suggestion = _suggest_group_size([m.in_features for _, m in targets], group_size)
+                suggestion = suggest_group_size([m.in_features for _, m in targets], group_size)
                 hint = f"e.g. group_size={suggestion}, or " if suggestion else ""
                 raise BiasEvalError(
                     f"quant={method}: group_size={group_size} does not divide in_features="

@@ -24,11 +24,11 @@ This module imports neither torch nor any quantization library: a method imports
 
 from __future__ import annotations
 
-import importlib.metadata
 import importlib.util
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from lm_eval_bias._versions import package_version
 from lm_eval_bias.errors import BiasEvalError
 
 if TYPE_CHECKING:
@@ -200,11 +200,7 @@ def parameter_bytes(model: nn.Module) -> int:
     return sum(p.numel() * p.element_size() for p in model.parameters())
 
 
-def library_version(distribution: str) -> str | None:
-    try:
-        return importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return None
+library_version = package_version  # the installed version of a distribution, None when absent
 
 
 # Option parsing. lm-eval splits model_args on "," and casts each value, so a value may arrive as

@@ -135,7 +135,7 @@ def matches(name: str, pattern: str) -> bool:
                for form in (pattern, f"*.{pattern}", f"{pattern}.*", f"*.{pattern}.*"))
 
 
-def _suggest_group_size(in_features: list[int], requested: int) -> int | None:
+def suggest_group_size(in_features: list[int], requested: int) -> int | None:
     """Largest power of two, at most `requested` and at least 8, dividing every in_features."""
     common = math.gcd(*in_features)
     size = 1 << (requested.bit_length() - 1)
@@ -307,7 +307,7 @@ class RTNQuantizer(Quantizer):
         if self.group_size != -1:
             for name, module in targets:
                 if module.in_features % self.group_size:
-                    suggestion = _suggest_group_size([m.in_features for _, m in targets],
+                    suggestion = suggest_group_size([m.in_features for _, m in targets],
                                                      self.group_size)
                     hint = f"e.g. group_size={suggestion}, or " if suggestion else ""
                     raise BiasEvalError(
