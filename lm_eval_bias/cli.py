@@ -251,6 +251,78 @@ lm-eval-bias leaderboard submissions/ --output site/
         return 0
 
 
+class Quantize(Subcommand):
+    name = "quantize"
+    help = ("Write a real quantized checkpoint (compressed-tensors with llmcompressor, or GPTQ "
+            "with gptqmodel) that lm_eval --model hf / vllm / hf-quant load unchanged.")
+    examples = """
+lm-eval-bias quantize HuggingFaceTB/SmolLM2-135M --method rtn --scheme W4A16 --group-size 64 \\
+    --output ckpt/smollm2-w4a16-g64
+lm-eval-bias quantize /models/llama --method smoothquant --scheme W8A8 --calib wikitext2 \\
+    --output ckpt/llama-w8a8 --python ~/.cache/lm_eval_bias/llmcompressor-venv/bin/python
+lm-eval-bias quantize /models/llama --method gptq --scheme W4A16 --format gptq --calib c4.jsonl \\
+    --output ckpt/llama-gptq
+"""
+
+    def add_arguments(self, parser):
+        from lm_eval_bias.models.quantize_checkpoint import FORMATS, METHODS, SCHEMES
+
+        parser.add_argument("model", metavar="MODEL", help="checkpoint folder or hub id")
+        parser.add_argument("--method", required=True, choices=METHODS)
+        parser.add_argument("--scheme", required=True, choices=list(SCHEMES),
+                            help="W4A16 / W8A16: int weights, 16-bit activations; W8A8: int8 "
+                                 "weights and dynamic per-token int8 activations")
+        parser.add_argument("--group-size", "--group_size", type=int, metavar="N",
+                            help="input features per weight scale; -1: one per output row "
+                                 "(default: 128 for W4A16, -1 for W8A16 and W8A8)")
+        parser.add_argument("--asym", action="store_true",
+                            help="asymmetric weights (integer zero points); default symmetric")
+        parser.add_argument("--ignore", default="lm_head", metavar="LIST",
+                            help="comma-separated modules kept in full precision (default "
+                                 "lm_head; 'none' for none)")
+        parser.add_argument("--format", default="compressed-tensors", dest="fmt",
+                            choices=FORMATS, help="checkpoint format (default compressed-tensors)")
+        parser.add_argument("--calib", metavar="NAME|PATH",
+                            help="calibration text of gptq, awq, smoothquant: wikitext2 "
+                                 "(default), c4, or a .txt / .jsonl file")
+        parser.add_argument("--n-calib", type=int, default=128, metavar="N",
+                            help="calibration windows (default 128)")
+        parser.add_argument("--calib-len", type=int, default=512, metavar="T",
+                            help="tokens per calibration window (default 512)")
+        parser.add_argument("--calib-seed", type=int, default=0, metavar="S",
+                            help="seed of the window draw (default 0)")
+        parser.add_argument("--python", metavar="PATH",
+                            help="interpreter with llmcompressor that runs the quantization step "
+                                 "(default: this one if it has llmcompressor, else the side "
+                                 "environment in the cache folder)")
+        parser.add_argument("--output", required=True, metavar="DIR",
+                            help="new folder for the checkpoint")
+
+    def run(self, args):
+        from pathlib import Path
+
+        from lm_eval_bias.models.quantize_checkpoint import (
+            RECORD_FILE,
+            QuantizeSpec,
+            quantize_checkpoint,
+        )
+
+        ignore = tuple(x.strip() for x in args.ignore.split(",") if x.strip())
+        spec = QuantizeSpec(
+            model=args.model, output=Path(args.output), method=args.method, scheme=args.scheme,
+            fmt=args.fmt, group_size=args.group_size, symmetric=not args.asym,
+            ignore=() if ignore == ("none",) else ignore, calib=args.calib,
+            n_calib=args.n_calib, calib_len=args.calib_len, calib_seed=args.calib_seed,
+            python=args.python)
+        record = quantize_checkpoint(spec, argv=sys.argv[2:] if len(sys.argv) > 2 else None,
+                                     log=lambda text: print(text, flush=True))
+        print(f"wrote {args.output}: {record['format']} {record['scheme']} ({record['method']}, "
+              f"group size {record['group_size']}) with {record['library']} "
+              f"{record['versions'].get(record['library'])} in {record['seconds']:.1f} s; "
+              f"record in {RECORD_FILE}")
+        return 0
+
+
 class Sweep(Subcommand):
     name = "sweep"
     help = ("One model at several quantization settings (and seeds): every setting through "
@@ -273,7 +345,7 @@ lm-eval-bias sweep ... --plan      # print the lm_eval commands and the report c
         parser.epilog = (parser.epilog or "") + "\n\n" + SETTINGS_HELP
 
     def add_arguments(self, parser):
-        parser.add_argument("--model-args", required=True, metavar="ARGS",
+        parser.add_argument("--model-args", "--model_args", required=True, metavar="ARGS",
                             help="hf-quant model_args without quantization, e.g. "
                                  "pretrained=PATH,dtype=float32")
         parser.add_argument("--settings", required=True, metavar="LIST",
@@ -289,8 +361,8 @@ lm-eval-bias sweep ... --plan      # print the lm_eval commands and the report c
                                  "default: lm-eval's default seeds, one run per setting")
         parser.add_argument("--limit", type=float, metavar="N",
                             help="lm-eval --limit: first N documents per task (for testing)")
-        parser.add_argument("--batch-size", default="1", metavar="B",
-                            help="lm-eval --batch_size (default 1)")
+        parser.add_argument("--batch-size", "--batch_size", default=None, metavar="B",
+                            help="lm-eval --batch_size (default 1; auto with --backend vllm)")
         parser.add_argument("--device", metavar="DEV",
                             help="lm-eval --device, e.g. cpu, cuda, cuda:0 (default: cuda when "
                                  "available, else cpu)")
@@ -299,21 +371,69 @@ lm-eval-bias sweep ... --plan      # print the lm_eval commands and the report c
         parser.add_argument("--plan", action="store_true",
                             help="print one lm_eval command per run and the report command; "
                                  "run nothing")
+        self._add_backend_arguments(parser)
+        self._add_lm_eval_arguments(parser)
+
+    @staticmethod
+    def _add_backend_arguments(parser):
+        group = parser.add_argument_group(
+            "backend", "hf-quant (default): every setting in this process, quantized by "
+                       "hf-quant. vllm: real checkpoints written by lm-eval-bias quantize, "
+                       "evaluated by lm_eval --model vllm (with --plan: print the commands)")
+        group.add_argument("--backend", choices=["hf-quant", "vllm"], default="hf-quant")
+        group.add_argument("--checkpoints", metavar="DIR",
+                           help="vllm: folder of the quantized checkpoints (default "
+                                "OUTPUT/checkpoints)")
+        for name, kind in (("tensor_parallel_size", int), ("data_parallel_size", int),
+                           ("gpu_memory_utilization", float)):
+            group.add_argument(f"--{name.replace('_', '-')}", f"--{name}", dest=name, type=kind,
+                               metavar="N", help=f"vllm: {name}= in every run's model_args")
+
+    @staticmethod
+    def _add_lm_eval_arguments(parser):
+        group = parser.add_argument_group(
+            "lm-eval options", "passed unchanged to every run (lm_eval run's own meaning)")
+        group.add_argument("--apply_chat_template", "--apply-chat-template", nargs="?",
+                           const=True, default=None, metavar="TEMPLATE")
+        group.add_argument("--system_instruction", "--system-instruction", metavar="TEXT")
+        group.add_argument("--fewshot_as_multiturn", "--fewshot-as-multiturn", nargs="?",
+                           const=True, default=None, metavar="BOOL")
+        group.add_argument("--num_fewshot", "--num-fewshot", metavar="N")
+        group.add_argument("--gen_kwargs", "--gen-kwargs", metavar="ARGS")
+        group.add_argument("--metadata", metavar="JSON|ARGS")
+        group.add_argument("--include_path", "--include-path", metavar="DIR")
+        group.add_argument("--hf_hub_log_args", "--hf-hub-log-args", metavar="ARGS",
+                           help="each run gets its own repository names (suffixed by its "
+                                "folder)")
 
     def run(self, args):
-        from lm_eval_bias.sweep import make_spec, plan_lines, run_sweep
+        from lm_eval_bias.sweep import (
+            LM_EVAL_OPTIONS,
+            VLLM_OPTIONS,
+            make_spec,
+            plan_lines,
+            run_sweep,
+        )
 
         spec = make_spec(model_args=args.model_args, settings=args.settings, tasks=args.tasks,
                          output=args.output, seeds=args.seeds, limit=args.limit,
-                         batch_size=args.batch_size, device=args.device)
+                         batch_size=args.batch_size, device=args.device,
+                         lm_eval_options={flag[2:]: getattr(args, flag[2:])
+                                          for flag, _ in LM_EVAL_OPTIONS},
+                         backend=args.backend, checkpoints=args.checkpoints,
+                         vllm_args={k: getattr(args, k) for k in VLLM_OPTIONS})
         if args.plan:
             print("\n".join(plan_lines(spec, n_boot=args.n_boot)))
             return 0
+        if spec.backend == "vllm":
+            raise BiasEvalError("--backend vllm runs only as --plan for now: add --plan and run "
+                                "the printed commands on the GPU machine")
         run_sweep(spec, n_boot=args.n_boot, log=lambda text: print(text, flush=True))
         return 0
 
 
-SUBCOMMANDS = [Compare(), Demo(), Report(), Export(), Verify(), Leaderboard(), Sweep()]
+SUBCOMMANDS = [Compare(), Demo(), Report(), Export(), Verify(), Leaderboard(), Quantize(),
+               Sweep()]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -63,6 +63,20 @@ four of its generators (as ``lm_eval --seed k``); the global generators are seed
 is derived, as lm_eval seeds them before it loads, so a method that draws random numbers sees the
 run's seed. The seeds are recorded by lm-eval (``config.random_seed`` ...) and in sweep.json.
 
+lm-eval's own options
+---------------------
+--apply_chat_template, --system_instruction, --fewshot_as_multiturn, --num_fewshot, --gen_kwargs,
+--metadata, --include_path and --hf_hub_log_args are added to every run's command line as given
+(`LM_EVAL_OPTIONS`), so lm-eval parses them as it would for that command; --hf_hub_log_args gets
+per-run repository names (`hub_args_for`). They are part of sweep.json's identity.
+
+The vllm backend
+----------------
+``--backend vllm --plan`` prints, per quantized setting, the `lm-eval-bias quantize` command
+that writes its real checkpoint (`quantize_args_of`) and, per setting and seed, the `lm_eval run
+--model vllm` command that evaluates it (vLLM engine options in its model_args), then the report
+command. It runs nothing: the commands are for the GPU machine.
+
 The report
 ----------
 `analysis.report.build_report` over every run folder, written by `report.write_report`
@@ -101,7 +115,20 @@ PARTIAL_SUFFIX = ".partial"
 REPORT_DIR = "report"
 
 #: Keys of sweep.json that must match for a rerun into the same folder.
-IDENTITY_KEYS = ("model_args", "settings", "seeds", "tasks", "limit", "batch_size", "device")
+IDENTITY_KEYS = ("model_args", "settings", "seeds", "tasks", "limit", "batch_size", "device",
+                 "lm_eval_options", "backend")
+
+#: lm-eval's own options that a sweep passes through to every run: (flag, takes a value: "yes",
+#: or "optional" for flags whose value may be left out).
+LM_EVAL_OPTIONS = (
+    ("--apply_chat_template", "optional"), ("--system_instruction", "yes"),
+    ("--fewshot_as_multiturn", "optional"), ("--num_fewshot", "yes"), ("--gen_kwargs", "yes"),
+    ("--metadata", "yes"), ("--include_path", "yes"), ("--hf_hub_log_args", "yes"),
+)
+BACKENDS = ("hf-quant", "vllm")
+#: vLLM engine options the sweep passes into every `--model vllm` run's model_args.
+VLLM_OPTIONS = ("tensor_parallel_size", "data_parallel_size", "gpu_memory_utilization")
+DEFAULT_HUB_REPO = "lm-eval-results"  # EvaluationTracker's default details/results repo name
 
 #: model_args that the sweep itself sets (per setting or from its own options).
 _RESERVED_MODEL_ARGS = ("quant", "load_seconds", "device", "batch_size", "max_batch_size")
@@ -117,7 +144,10 @@ settings (comma-separated):
   rtn:3:g64:sym=true, torchao_intx:4:g32, quanto:weights=int4, nf4, bnb8, torchao_int8
   gptq:4:g128:calib=wikitext2:n_calib=128   (calib= also takes a .txt or .jsonl path)
   lists inside a value use "|": rtn:4:skip=lm_head|mlp.down_proj
-run folders: OUT/<setting with : -> _, = -> -, | -> +>[_seed<k>], e.g. OUT/rtn_4_g64_seed1"""
+run folders: OUT/<setting with : -> _, = -> -, | -> +>[_seed<k>], e.g. OUT/rtn_4_g64_seed1
+--backend vllm (with --plan): none, or rtn|gptq|awq|smoothquant:BITS[:gSIZE][:KEY=VALUE...]
+  (4 -> W4A16, 8 -> W8A16, smoothquant:8 -> W8A8; keys scheme, sym, format, calib, n_calib,
+  calib_len, calib_seed), each written by lm-eval-bias quantize into OUT/checkpoints/<setting>"""
 
 _FOLDER_UNSAFE = re.compile(r"[^A-Za-z0-9._+-]")
 _KEY = re.compile(r"[a-z_][a-z0-9_]*")
@@ -158,14 +188,19 @@ class Setting:
 
 def parse_setting(text: str) -> Setting:
     """Parse one setting (see the module docstring) and check it with the method itself."""
-    from lm_eval_bias.models.quant import QUANTIZERS
+    setting = split_setting(text)
+    _check_with_quantizer(setting, text.strip())
+    return setting
 
+
+def split_setting(text: str) -> Setting:
+    """The parts of one setting, in canonical order (not checked against any method)."""
     raw = text.strip()
     parts = [p.strip() for p in raw.split(":")]
     method = parts[0].lower()
     if not method:
-        raise BiasEvalError(f"setting {raw!r} has no method; start it with a quant= name, e.g. "
-                            f"rtn:4 (methods: {', '.join(QUANTIZERS.names())})")
+        raise BiasEvalError(f"setting {raw!r} has no method; start it with a method name, e.g. "
+                            "rtn:4")
     found: dict[str, str] = {}
     for part in parts[1:]:
         if re.fullmatch(r"[+-]?\d+", part):
@@ -188,9 +223,7 @@ def parse_setting(text: str) -> Setting:
         found[key] = value
     order = [k for k in ("bits", "group_size") if k in found] + \
         [k for k in found if k not in ("bits", "group_size")]
-    setting = Setting(method, tuple((k, found[k]) for k in order))
-    _check_with_quantizer(setting, raw)
-    return setting
+    return Setting(method, tuple((k, found[k]) for k in order))
 
 
 def lm_eval_model_args(text: str) -> dict[str, Any]:
@@ -231,7 +264,64 @@ def effective_setting(setting: Setting) -> tuple:
                                   for option in type(quantizer).options))
 
 
-def parse_settings(text: str) -> list[Setting]:
+def quantize_args_of(setting: Setting) -> list[str]:
+    """`lm-eval-bias quantize` arguments (without MODEL and --output) for a setting of the vllm
+    backend: METHOD:BITS[:gSIZE][:KEY=VALUE...] with METHOD rtn, gptq, awq or smoothquant; BITS
+    4 -> W4A16, 8 -> W8A16 (smoothquant: W8A8); keys scheme (W4A16, W8A16, W8A8), sym (false
+    -> --asym), format, calib, n_calib, calib_len, calib_seed. [] for none."""
+    from lm_eval_bias.models.quantize_checkpoint import (
+        COMPATIBLE,
+        QuantizeSpec,
+        check_scheme_options,
+    )
+
+    if setting.method == "none":
+        if setting.options:
+            raise BiasEvalError(f"setting {setting.text}: none takes no options")
+        return []
+    if setting.method not in COMPATIBLE:
+        raise BiasEvalError(f"setting {setting.text}: --backend vllm evaluates real checkpoints "
+                            f"written by lm-eval-bias quantize; use a method of "
+                            f"{', '.join(COMPATIBLE)} (e.g. rtn:4:g64) or none")
+    opts = dict(setting.options)
+    bits = opts.pop("bits", None)
+    scheme = opts.pop("scheme", None)
+    if scheme is None:
+        by_bits = {"4": "W4A16", "8": "W8A8" if setting.method == "smoothquant" else "W8A16"}
+        if bits not in by_bits:
+            raise BiasEvalError(f"setting {setting.text}: give bits 4 or 8 (or scheme=W8A8)")
+        scheme = by_bits[bits]
+    elif bits is not None and f"W{bits}" != scheme.upper()[:2]:
+        raise BiasEvalError(f"setting {setting.text}: bits {bits} and scheme {scheme} disagree")
+    args = ["--method", setting.method, "--scheme", scheme.upper()]
+    flags = {"format": "--format", "calib": "--calib", "n_calib": "--n-calib",
+             "calib_len": "--calib-len", "calib_seed": "--calib-seed",
+             "group_size": "--group-size"}
+    spec_kwargs = {}
+    for key, value in opts.items():
+        if key == "sym":
+            if value.lower() in ("false", "no", "0"):
+                args.append("--asym")
+                spec_kwargs["symmetric"] = False
+            elif value.lower() not in ("true", "yes", "1"):
+                raise BiasEvalError(f"setting {setting.text}: sym takes true or false")
+        elif key in flags:
+            args += [flags[key], value]
+        else:
+            raise BiasEvalError(f"setting {setting.text}: {key} is not an option of lm-eval-bias "
+                                f"quantize (options: sym, scheme, {', '.join(flags)})")
+    try:
+        spec = QuantizeSpec(model="", output=Path(), method=setting.method, scheme=args[3],
+                            fmt=opts.get("format", "compressed-tensors"),
+                            group_size=int(opts["group_size"]) if "group_size" in opts else None,
+                            calib=opts.get("calib"), **spec_kwargs)
+        check_scheme_options(spec)
+    except BiasEvalError as exc:
+        raise BiasEvalError(f"setting {setting.text}: {exc}") from None
+    return args
+
+
+def parse_settings(text: str, backend: str = "hf-quant") -> list[Setting]:
     """Comma-separated settings; refuses an empty list, a setting given twice (also in another
     spelling) and two settings whose folder names would collide; requires ``none``."""
     raws = [s for s in (text or "").split(",")]
@@ -242,8 +332,12 @@ def parse_settings(text: str) -> list[Setting]:
     for raw in raws:
         if not raw.strip():
             raise BiasEvalError(f"--settings {text!r} has an empty entry; remove the extra comma")
-        setting = parse_setting(raw)
-        this = effective_setting(setting)
+        if backend == "vllm":
+            setting = split_setting(raw)
+            this = tuple(quantize_args_of(setting))
+        else:
+            setting = parse_setting(raw)
+            this = effective_setting(setting)
         for other, other_effective in zip(settings, effective):
             if other == setting:
                 raise BiasEvalError(f"setting {setting.text} is given twice in --settings; give "
@@ -326,33 +420,72 @@ class SweepSpec:
     limit: float | None = None
     batch_size: str = "1"
     device: str = "cpu"
+    #: lm-eval options passed to every run: (flag, value), value None for a bare flag
+    lm_eval_options: tuple[tuple[str, str | None], ...] = ()
+    backend: str = "hf-quant"
+    #: vllm backend: engine options (VLLM_OPTIONS) and the folder of the quantized checkpoints
+    vllm_args: tuple[tuple[str, str], ...] = ()
+    checkpoints: Path | None = None
+
+    @property
+    def pretrained(self) -> str:
+        return str(lm_eval_model_args(self.model_args)["pretrained"])
+
+    def checkpoint_of(self, setting: Setting) -> str:
+        """Where the vllm backend's run of `setting` reads its weights."""
+        if setting.method == "none":
+            return self.pretrained
+        return str((self.checkpoints or self.output / "checkpoints") / setting.folder)
+
+    def _vllm_model_args(self, setting: Setting) -> str:
+        from lm_eval._cli.utils import split_top_level
+
+        items = [item for item in split_top_level(self.model_args)
+                 if item.split("=", 1)[0] != "pretrained"]
+        return ",".join([f"pretrained={self.checkpoint_of(setting)}", *items,
+                         *[f"{k}={v}" for k, v in self.vllm_args]])
 
     @property
     def jobs(self) -> list[Job]:
         seeds = self.seeds or [None]
         out = []
         for setting in self.settings:
+            model_args = (self._vllm_model_args(setting) if self.backend == "vllm"
+                          else f"{self.model_args},{setting.quant_args}")
             for seed in seeds:
                 folder = setting.folder + (f"_seed{seed}" if len(seeds) > 1 else "")
-                out.append(Job(len(out) + 1, setting, seed, folder,
-                               f"{self.model_args},{setting.quant_args}"))
+                out.append(Job(len(out) + 1, setting, seed, folder, model_args))
         return out
 
     def lm_eval_args(self, job: Job, output_path: Path) -> list[str]:
         """The arguments of `lm_eval` for `job` (what --plan prints and what the sweep runs)."""
-        args = ["run", "--model", "hf-quant", "--model_args", job.model_args,
-                "--tasks", ",".join(self.tasks), "--batch_size", self.batch_size,
-                "--device", self.device, "--log_samples", "--output_path", str(output_path)]
+        if self.backend == "vllm":
+            args = ["run", "--model", "vllm", "--model_args", job.model_args,
+                    "--tasks", ",".join(self.tasks), "--batch_size", self.batch_size,
+                    "--log_samples", "--output_path", str(output_path)]
+        else:
+            args = ["run", "--model", "hf-quant", "--model_args", job.model_args,
+                    "--tasks", ",".join(self.tasks), "--batch_size", self.batch_size,
+                    "--device", self.device, "--log_samples", "--output_path", str(output_path)]
         if self.limit is not None:
             args += ["--limit", f"{self.limit:g}"]
         if job.seed is not None:
             args += ["--seed", str(job.seed)]
+        for flag, value in self.lm_eval_options:
+            if flag == "--hf_hub_log_args":
+                value = json.dumps(hub_args_for(value, job.folder))
+            args += [flag] if value is None else [flag, value]
         return args
 
     def identity(self) -> dict[str, Any]:
+        options = [[f, v] for f, v in self.lm_eval_options] or None
+        backend = None if self.backend == "hf-quant" else {
+            "name": self.backend, **dict(self.vllm_args),
+            "checkpoints": str(self.checkpoints) if self.checkpoints else None}
         return {"model_args": self.model_args, "settings": [s.text for s in self.settings],
                 "seeds": self.seeds, "tasks": self.tasks, "limit": self.limit,
-                "batch_size": self.batch_size, "device": self.device}
+                "batch_size": self.batch_size, "device": self.device,
+                "lm_eval_options": options, "backend": backend}
 
     def manifest(self) -> dict[str, Any]:
         return {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, **self.identity(),
@@ -360,28 +493,92 @@ class SweepSpec:
                           "model_args": j.model_args} for j in self.jobs]}
 
 
+def hub_args_for(text: str, folder: str) -> dict[str, Any]:
+    """--hf_hub_log_args of one run: the given ones, with the repository names suffixed by the
+    run folder, so runs of one checkpoint at several settings do not overwrite each other."""
+    args = parse_dict_option("--hf_hub_log_args", text)
+    suffix = "-" + folder.replace("+", "-")
+    if args.get("hub_repo_name"):
+        args["hub_repo_name"] = f"{args['hub_repo_name']}{suffix}"
+        return args
+    details = args.get("details_repo_name") or DEFAULT_HUB_REPO
+    args["details_repo_name"] = details + suffix
+    args["results_repo_name"] = (args.get("results_repo_name") or details) + suffix
+    return args
+
+
+def parse_dict_option(flag: str, text: str) -> dict[str, Any]:
+    """A dict option as lm-eval parses it: a JSON object or key=value,key=value."""
+    from lm_eval._cli.utils import try_parse_json
+
+    value = try_parse_json(text)
+    if isinstance(value, dict):
+        return dict(value)
+    try:
+        return lm_eval_model_args(text)
+    except BiasEvalError:
+        raise BiasEvalError(f"{flag} {text!r}: give a JSON object or key=value,key=value"
+                            ) from None
+
+
+def check_lm_eval_options(options: dict[str, Any]) -> tuple[tuple[str, str | None], ...]:
+    """The lm-eval options given to the sweep (dest -> value; True for a bare flag), checked
+    and in LM_EVAL_OPTIONS order."""
+    out = []
+    for flag, kind in LM_EVAL_OPTIONS:
+        value = options.get(flag[2:])
+        if value is None or value is False:
+            continue
+        if value is True and kind == "optional":
+            out.append((flag, None))
+            continue
+        value = str(value)
+        if flag in ("--gen_kwargs", "--metadata", "--hf_hub_log_args"):
+            parse_dict_option(flag, value)
+        elif flag == "--num_fewshot" and not re.fullmatch(r"\d+", value):
+            raise BiasEvalError(f"--num_fewshot must be a non-negative integer, got {value!r}")
+        elif flag == "--include_path" and not Path(value).is_dir():
+            raise BiasEvalError(f"--include_path {value} is not a folder of task YAMLs")
+        out.append((flag, value))
+    return tuple(out)
+
+
 def make_spec(*, model_args: str, settings: str, tasks: str, output: str | Path,
-              seeds: str | None = None, limit: float | None = None, batch_size: str = "1",
-              device: str | None = None) -> SweepSpec:
+              seeds: str | None = None, limit: float | None = None,
+              batch_size: str | None = None,
+              device: str | None = None, lm_eval_options: dict[str, Any] | None = None,
+              backend: str = "hf-quant", vllm_args: dict[str, Any] | None = None,
+              checkpoints: str | Path | None = None) -> SweepSpec:
     """Check every argument (one error line each) and return the sweep's plan."""
+    if backend not in BACKENDS:
+        raise BiasEvalError(f"--backend {backend}: choose one of {', '.join(BACKENDS)}")
     model_args = (model_args or "").strip().strip(",")
     parse_model_args(model_args)
-    parsed = parse_settings(settings)
+    parsed = parse_settings(settings, backend)
     task_list = [t.strip() for t in (tasks or "").split(",") if t.strip()]
     if not task_list:
         raise BiasEvalError("--tasks is empty; give e.g. --tasks bias_bbq")
     if limit is not None and not limit > 0:
         raise BiasEvalError(f"--limit must be > 0, got {limit:g}")
+    if batch_size is None:  # vLLM schedules its own batches
+        batch_size = "auto" if backend == "vllm" else "1"
     batch_size = str(batch_size).strip()
     if not re.fullmatch(r"\d+|auto(:\d+(\.\d+)?)?", batch_size) or batch_size == "0":
         raise BiasEvalError(f"--batch-size must be a positive integer or auto, got {batch_size!r}")
+    engine = tuple((k, str(v)) for k, v in (vllm_args or {}).items() if v is not None)
+    if engine and backend != "vllm":
+        raise BiasEvalError(f"--{engine[0][0]} is an option of --backend vllm; add --backend vllm "
+                            "or drop it")
     if device is None:
         import torch
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
     return SweepSpec(model_args=model_args, settings=parsed, tasks=task_list,
                      output=Path(output), seeds=parse_seeds(seeds), limit=limit,
-                     batch_size=batch_size, device=device)
+                     batch_size=batch_size, device=device,
+                     lm_eval_options=check_lm_eval_options(lm_eval_options or {}),
+                     backend=backend, vllm_args=engine,
+                     checkpoints=Path(checkpoints) if checkpoints else None)
 
 
 def plan_lines(spec: SweepSpec, n_boot: int = 1000) -> list[str]:
@@ -393,7 +590,17 @@ def plan_lines(spec: SweepSpec, n_boot: int = 1000) -> list[str]:
     if os.environ.get("LM_EVAL_BIAS_DATA_DIR"):
         lines.append(f"# benchmark data: LM_EVAL_BIAS_DATA_DIR="
                      f"{shlex.quote(os.environ['LM_EVAL_BIAS_DATA_DIR'])}")
+    if spec.backend == "vllm":
+        lines.append("# backend vllm: each quantized setting is written once by lm-eval-bias "
+                     "quantize, then evaluated by lm_eval --model vllm")
+    quantized = set()
     for job in spec.jobs:
+        if spec.backend == "vllm" and job.setting.method != "none" and \
+                job.setting not in quantized:
+            quantized.add(job.setting)
+            lines.append(shlex.join(["lm-eval-bias", "quantize", spec.pretrained,
+                                     *quantize_args_of(job.setting), "--output",
+                                     spec.checkpoint_of(job.setting)]))
         lines.append(shlex.join(["lm_eval", *spec.lm_eval_args(job, spec.output / job.folder)]))
     lines.append(shlex.join(["lm-eval-bias", "report",
                              *[str(spec.output / j.folder) for j in spec.jobs],
@@ -439,7 +646,7 @@ def check_output(spec: SweepSpec) -> None:
                                 "another --output")
         new = spec.identity()
         for key in IDENTITY_KEYS:
-            if old.get(key) != new[key]:
+            if old.get(key) != new.get(key):
                 raise BiasEvalError(
                     f"{out} holds a sweep with other {key} ({_short(old.get(key))} there, "
                     f"{_short(new[key])} now); rerun with the same arguments to finish it, or give "
@@ -540,12 +747,12 @@ def _run_metadata(built: dict, model_args: dict) -> dict:
 class _Tasks:
     """The task objects, built once, with their metadata set per run."""
 
-    def __init__(self, names: list[str], base_args: dict) -> None:
+    def __init__(self, names: list[str], base_args: dict, include_path: str | None = None) -> None:
         from lm_eval.tasks import TaskManager
 
         from lm_eval_bias.tasks import _data
 
-        self.manager = TaskManager(metadata=dict(base_args))
+        self.manager = TaskManager(include_path=include_path, metadata=dict(base_args))
         _data.forget_files_read()  # record only what these tasks read
         try:
             self.loaded = self.manager.load(list(names))
@@ -742,7 +949,7 @@ def _run_jobs(spec: SweepSpec, todo: list[Job], n_total: int, t0: float,
     try:
         base_args = lm_eval_model_args(spec.model_args)
         log(f"building tasks once: {', '.join(spec.tasks)}")
-        tasks = _Tasks(spec.tasks, base_args)
+        tasks = _Tasks(spec.tasks, base_args, dict(spec.lm_eval_options).get("--include_path"))
         master = None
         if any(QUANTIZERS.get(j.setting.method).stage != "load" for j in todo):
             master = _Master(base_args, spec.batch_size, log)

@@ -414,3 +414,167 @@ def test_sigkilled_sweep_resumes_to_the_same_report(swept, tiny_llama_dir, tmp_p
     runs = json.loads(report)["runs"]
     assert [r["path"] for r in runs] == FOLDERS
     assert not any(".partial" in json.dumps(r) for r in runs)
+
+
+# ----------------------------------------------------------------------------- lm-eval options, vllm
+
+
+def _parse_with_lm_eval(command: str):
+    from lm_eval._cli.harness import HarnessCLI
+    from lm_eval.config.evaluate_config import EvaluatorConfig
+
+    argv = shlex.split(command)
+    assert argv[0] == "lm_eval"
+    namespace = HarnessCLI()._parser.parse_args(argv[1:])
+    return namespace, EvaluatorConfig.from_cli(namespace)
+
+
+def _plan_lines_of(argv: list[str], capsys) -> list[str]:
+    assert cli.main(["sweep", *argv, "--plan"]) == 0
+    return capsys.readouterr().out.strip().splitlines()
+
+
+LM_EVAL_PASS_THROUGH = [
+    "--apply_chat_template", "--system_instruction", "Answer fairly.", "--fewshot_as_multiturn",
+    "--num_fewshot", "2", "--gen_kwargs", "temperature=0,max_gen_toks=16",
+    "--metadata", '{"max_seq_lengths": [512]}',
+    "--hf_hub_log_args", "hub_results_org=me,push_results_to_hub=False",
+]
+
+
+def test_lm_eval_options_reach_every_planned_run_as_lm_eval_parses_them(tiny_llama_dir, tmp_path,
+                                                                       capsys):
+    include = tmp_path / "my_tasks"
+    include.mkdir()
+    lines = _plan_lines_of(["--model_args", f"pretrained={tiny_llama_dir}", "--settings", SETTINGS,
+                   "--tasks", TASK, "--output", str(tmp_path / "out"), "--batch_size", "4",
+                   "--device", "cpu", *LM_EVAL_PASS_THROUGH, "--include_path", str(include)],
+                  capsys)
+    runs = [line for line in lines if line.startswith("lm_eval ")]
+    assert len(runs) == 3
+    repos = set()
+    for line, folder in zip(runs, FOLDERS):
+        _, cfg = _parse_with_lm_eval(line)
+        assert cfg.model == "hf-quant" and cfg.batch_size == "4"
+        assert cfg.apply_chat_template is True and cfg.fewshot_as_multiturn is True
+        assert cfg.system_instruction == "Answer fairly." and cfg.num_fewshot == 2
+        assert cfg.gen_kwargs == {"temperature": 0, "max_gen_toks": 16}
+        assert cfg.metadata["max_seq_lengths"] == [512]
+        assert cfg.include_path == str(include)
+        hub = cfg.hf_hub_log_args
+        assert hub["hub_results_org"] == "me" and hub["push_results_to_hub"] is False
+        assert hub["details_repo_name"] == f"lm-eval-results-{folder}"
+        assert hub["results_repo_name"] == f"lm-eval-results-{folder}"
+        repos.add(hub["details_repo_name"])
+    assert len(repos) == 3  # one repository per setting: no run overwrites another
+
+
+def test_a_named_chat_template_and_hub_repo_name_are_kept(tiny_llama_dir, tmp_path, capsys):
+    lines = _plan_lines_of(["--model-args", f"pretrained={tiny_llama_dir}",
+                            "--settings", "none,rtn:4:g32",
+                   "--tasks", TASK, "--output", str(tmp_path / "out"), "--device", "cpu",
+                   "--apply_chat_template", "chatml", "--fewshot_as_multiturn", "false",
+                   "--hf_hub_log_args", '{"hub_repo_name": "bias-runs"}'], capsys)
+    runs = [line for line in lines if line.startswith("lm_eval ")]
+    names = []
+    for line in runs:
+        _, cfg = _parse_with_lm_eval(line)
+        assert cfg.apply_chat_template == "chatml" and cfg.fewshot_as_multiturn is False
+        names.append(cfg.hf_hub_log_args["hub_repo_name"])
+    assert names == ["bias-runs-none", "bias-runs-rtn_4_g32"]
+
+
+def test_vllm_plan_quantizes_each_setting_then_runs_lm_eval_vllm(tmp_path, capsys):
+    out = tmp_path / "study"
+    lines = _plan_lines_of(["--model-args",
+                            "pretrained=HuggingFaceTB/SmolLM2-135M-Instruct,dtype=bfloat16",
+                   "--settings", "none,rtn:4:g64,rtn:8,smoothquant:8,gptq:4:g64:calib=c4",
+                   "--tasks", "bias_bbq_lite", "--output", str(out), "--backend", "vllm",
+                   "--tensor_parallel_size", "2", "--data-parallel-size", "1",
+                   "--gpu_memory_utilization", "0.8", "--batch_size", "auto", "--seeds", "0,1",
+                   "--apply_chat_template", "--limit", "10"], capsys)
+    quantize = [shlex.split(line) for line in lines if line.startswith("lm-eval-bias quantize")]
+    assert [q[q.index("--scheme") + 1] for q in quantize] == ["W4A16", "W8A16", "W8A8", "W4A16"]
+    assert quantize[0] == ["lm-eval-bias", "quantize", "HuggingFaceTB/SmolLM2-135M-Instruct",
+                           "--method", "rtn", "--scheme", "W4A16", "--group-size", "64",
+                           "--output", str(out / "checkpoints" / "rtn_4_g64")]
+    assert quantize[3][quantize[3].index("--calib") + 1] == "c4"
+    # each quantize command parses with quantize's own parser
+    parser = cli.build_parser()
+    for q in quantize:
+        assert parser.parse_args(q[1:]).method in ("rtn", "smoothquant", "gptq")
+    runs = [line for line in lines if line.startswith("lm_eval ")]
+    assert len(runs) == 10  # 5 settings x 2 seeds
+    for line in runs:
+        _, cfg = _parse_with_lm_eval(line)
+        assert cfg.model == "vllm" and cfg.apply_chat_template is True and cfg.limit == 10
+        assert cfg.model_args["tensor_parallel_size"] == 2
+        assert cfg.model_args["data_parallel_size"] == 1
+        assert cfg.model_args["gpu_memory_utilization"] == 0.8
+        assert cfg.model_args["dtype"] == "bfloat16" and "quant" not in cfg.model_args
+    _, first = _parse_with_lm_eval(runs[0])
+    assert first.model_args["pretrained"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    _, w4 = _parse_with_lm_eval(runs[2])
+    assert w4.model_args["pretrained"] == str(out / "checkpoints" / "rtn_4_g64")
+    assert w4.output_path == str(out / "rtn_4_g64_seed0")
+    assert lines[-1].startswith("lm-eval-bias report ")
+    assert shlex.split(lines[-1])[2:12] == [str(out / j) for j in (
+        "none_seed0", "none_seed1", "rtn_4_g64_seed0", "rtn_4_g64_seed1", "rtn_8_seed0",
+        "rtn_8_seed1", "smoothquant_8_seed0", "smoothquant_8_seed1", "gptq_4_g64_calib-c4_seed0",
+        "gptq_4_g64_calib-c4_seed1")]
+
+
+@pytest.mark.parametrize("settings,message", [
+    ("none,nf4", "--backend vllm evaluates real checkpoints"),
+    ("none,smoothquant:4", "writes W8A8, not W4A16"),
+    ("none,rtn:3", "give bits 4 or 8"),
+    ("none,rtn:4:foo=1", "foo is not an option of lm-eval-bias quantize"),
+])
+def test_vllm_settings_must_be_quantize_settings(tmp_path, settings, message):
+    with pytest.raises(BiasEvalError, match=message):
+        make_spec(model_args="pretrained=m", settings=settings, tasks=TASK, output=tmp_path,
+                  backend="vllm", device="cpu")
+
+
+def test_vllm_backend_runs_only_as_a_plan(tmp_path, capsys):
+    code = cli.main(["sweep", "--model-args", "pretrained=m", "--settings", "none,rtn:4",
+                     "--tasks", TASK, "--output", str(tmp_path / "o"), "--backend", "vllm",
+                     "--device", "cpu"])
+    assert code == 2 and "add --plan" in capsys.readouterr().err
+    # vLLM schedules its own batches: batch size auto unless given
+    assert make_spec(model_args="pretrained=m", settings="none,rtn:4", tasks=TASK,
+                     output=tmp_path, backend="vllm", device="cpu").batch_size == "auto"
+    with pytest.raises(BiasEvalError, match="option of --backend vllm"):
+        make_spec(model_args="pretrained=m", settings="none,rtn:4", tasks=TASK, output=tmp_path,
+                  vllm_args={"tensor_parallel_size": 2}, device="cpu")
+
+
+CHAT_TEMPLATE = ("{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}</s>{% endfor %}"
+                 "{% if add_generation_prompt %}<|assistant|>{% endif %}")
+
+
+def test_a_chat_model_sweeps_with_its_chat_template(tiny_llama_dir, tmp_path):
+    """A checkpoint with a chat template, swept with --apply_chat_template and a system
+    instruction: every run's prompts are rendered by the template, and lm-eval records it."""
+    import shutil
+
+    chat = tmp_path / "chat-llama"
+    shutil.copytree(tiny_llama_dir, chat)
+    config_path = chat / "tokenizer_config.json"
+    config = json.loads(config_path.read_text())
+    config["chat_template"] = CHAT_TEMPLATE
+    config_path.write_text(json.dumps(config))
+    spec = _spec(chat, tmp_path / "out", settings="none,rtn:4:g32", limit=2.0,
+                 lm_eval_options={"apply_chat_template": True,
+                                  "system_instruction": "Answer fairly."})
+    run_sweep(spec, n_boot=N_BOOT, log=lambda _: None)
+    for folder in ("none", "rtn_4_g32"):
+        results = _results(tmp_path / "out" / folder)
+        assert results["config"].get("apply_chat_template", True)
+        assert results["chat_template"] == CHAT_TEMPLATE
+        assert results["system_instruction"] == "Answer fairly."
+        (samples,) = (tmp_path / "out" / folder).glob(f"*/samples_{TASK}_*.jsonl")
+        first = json.loads(samples.read_text().splitlines()[0])
+        prompt = first["arguments"]["gen_args_0"]["arg_0"]
+        assert prompt.startswith("<|system|>Answer fairly.</s><|user|>")
+        assert prompt.endswith("<|assistant|>")

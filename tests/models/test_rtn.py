@@ -74,6 +74,39 @@ def test_hand_computed(name, weight, bits, group_size, sym, expected):
     assert torch.equal(w, before)  # pure: the input is untouched
 
 
+# grid="gptq", the grid of compressed-tensors and GPTQ (module docstring of rtn.py)
+GPTQ_GRID_CASES = [
+    # symmetric, 4 bits: s = 1.875 / 7.5 = 0.25, w / s = [-7.5, 1, 3, 7.5],
+    # q = clamp(round(.), -8, 7) = [-8, 1, 3, 7]: the code -8 is used, +7.5 is clipped to 7
+    # (grid=minmax: s = 1.875 / 7, q = [-7, 1, 3, 7])
+    ("sym b4", [[-1.875, 0.25, 0.75, 1.875]], 4, True, [[-2.0, 0.25, 0.75, 1.75]]),
+    # asymmetric, 2 bits, all positive: the range widens to [0, 3]: s = 1, z = 0,
+    # q = round([0.5, 1, 2, 3]) = [0, 1, 2, 3] (grid=minmax: [0.833, 0.833, 1.667, 3.333])
+    ("asym b2 positive", [[0.5, 1.0, 2.0, 3.0]], 2, False, [[0.0, 1.0, 2.0, 3.0]]),
+    # asymmetric, 2 bits, all negative: range [-3, 0]: s = 1, z = 3,
+    # q = clamp(round(w) + 3, 0, 3) = [0, 1, 2, 3] -> (q - z) * s = [-3, -2, -1, 0]
+    ("asym b2 negative", [[-3.0, -2.0, -1.0, -0.5]], 2, False, [[-3.0, -2.0, -1.0, 0.0]]),
+]
+
+
+@pytest.mark.parametrize("name,weight,bits,sym,expected", GPTQ_GRID_CASES,
+                         ids=[case[0] for case in GPTQ_GRID_CASES])
+def test_hand_computed_gptq_grid(name, weight, bits, sym, expected):
+    out = quantize_dequantize(t(weight), bits, 4, sym, grid="gptq")
+    assert_close(out, t(expected), rtol=0, atol=1e-6)
+    assert not torch.equal(quantize_dequantize(t(weight), bits, 4, sym), out)
+
+
+def test_gptq_grid_is_an_option_and_is_recorded(tiny_llama_dir):
+    with pytest.raises(BiasEvalError, match="grid must be one of minmax, gptq"):
+        RTNQuantizer(bits=4, grid="nf4")
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir, dtype=torch.float32)
+    report = RTNQuantizer(bits=4, group_size=32, sym=True, grid="gptq").quantize(model)
+    assert report.settings["grid"] == "gptq"
+
+
 @pytest.mark.parametrize("bits", [2, 4, 8])
 @pytest.mark.parametrize("sym", [False, True])
 @pytest.mark.parametrize("group_size", [16, -1])

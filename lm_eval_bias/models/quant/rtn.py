@@ -4,6 +4,19 @@ Every nn.Linear whose name no `skip` pattern matches has its weight replaced by 
 value of its b-bit code (see `quantize_dequantize`). The model keeps its dtype and memory: the
 quantization is simulated, which is all a study of how quantization error changes outputs needs.
 Embeddings are nn.Embedding, never nn.Linear, so they stay as they are.
+
+Two integer grids (`grid=`; see `quantize_dequantize`):
+
+- ``minmax`` (default): the group's own range. Symmetric codes use [-(2^(b-1) - 1), 2^(b-1) - 1]
+  (int4: scale max|w| / 7); asymmetric ones map [min, max] to [0, 2^b - 1], with an integer zero
+  point that may fall outside the code range.
+- ``gptq``: the grid of the real formats: GPTQ's reference quantizer, compressed-tensors (what
+  llmcompressor writes and vLLM runs) and gptqmodel. Symmetric codes use the full
+  [-2^(b-1), 2^(b-1) - 1] with scale max|w| / ((2^b - 1) / 2) (int4: max|w| / 7.5); asymmetric
+  ranges are first widened to include 0 (min <= 0 <= max), so the zero point is a code and 0.0 is
+  exactly representable. With the same bits, group size and symmetry, quant=rtn,grid=gptq gives
+  the dequantized weights of `lm-eval-bias quantize --method rtn` (compressed-tensors), to float32
+  rounding (benchmarks/bench_simulation_vs_format.py).
 """
 
 from __future__ import annotations
@@ -31,6 +44,8 @@ from lm_eval_bias.models.quant.registry import register_quantizer
 MIN_BITS, MAX_BITS = 2, 8
 DEFAULT_GROUP_SIZE = 128
 DEFAULT_SKIP = "lm_head"
+GRIDS = ("minmax", "gptq")
+DEFAULT_GRID = "minmax"
 # Scale and zero-point are counted as fp16 each (GPTQ/AWQ-style storage): bits per group.
 SCALE_BITS = 16
 ZERO_BITS = 16
@@ -53,7 +68,7 @@ def check_group_size(group_size: int) -> None:
 
 
 def quantize_dequantize(weight: torch.Tensor, bits: int, group_size: int = -1,
-                        sym: bool = False) -> torch.Tensor:
+                        sym: bool = False, grid: str = DEFAULT_GRID) -> torch.Tensor:
     """Round `weight` (out_features x in_features) to `bits`-bit codes and back, per group.
 
     A group is `group_size` consecutive input features of one output row (-1: the whole row,
@@ -66,10 +81,17 @@ def quantize_dequantize(weight: torch.Tensor, bits: int, group_size: int = -1,
     - symmetric: s = max|w| / (2^(b-1) - 1), q = clamp(round(w / s), -2^(b-1), 2^(b-1) - 1),
       w' = q * s; an all-zero group (s = 0) stays zero.
 
+    With grid="gptq" (the real formats' grid, see the module docstring):
+
+    - asymmetric: m = min(m, 0), M = max(M, 0), then as above (z now lies in [0, 2^b - 1]).
+    - symmetric: s = max|w| / ((2^b - 1) / 2), q = clamp(round(w / s), -2^(b-1), 2^(b-1) - 1).
+
     round() is torch.round: halves go to the even integer. The arithmetic is float32 on the
     weight's device; the result has the weight's dtype. Pure: `weight` is not modified.
     """
     check_bits(bits)
+    if grid not in GRIDS:
+        raise BiasEvalError(f"quant=rtn: grid must be one of {', '.join(GRIDS)}, got {grid!r}")
     check_group_size(group_size)
     if weight.dim() != 2:
         raise ValueError(f"expected a 2-D weight, got shape {tuple(weight.shape)}")
@@ -82,7 +104,8 @@ def quantize_dequantize(weight: torch.Tensor, bits: int, group_size: int = -1,
 
     if sym:
         qmax = 2 ** (bits - 1) - 1
-        scale = w.abs().amax(dim=-1, keepdim=True) / qmax
+        steps = (2 ** bits - 1) / 2 if grid == "gptq" else qmax
+        scale = w.abs().amax(dim=-1, keepdim=True) / steps
         # All-zero group: any nonzero scale maps it to code 0 and back to exactly 0.
         scale = torch.where(scale == 0, torch.ones_like(scale), scale)
         codes = torch.clamp(torch.round(w / scale), -qmax - 1, qmax)
@@ -90,7 +113,10 @@ def quantize_dequantize(weight: torch.Tensor, bits: int, group_size: int = -1,
     else:
         qmax = 2 ** bits - 1
         low = w.amin(dim=-1, keepdim=True)
-        scale = (w.amax(dim=-1, keepdim=True) - low) / qmax
+        high = w.amax(dim=-1, keepdim=True)
+        if grid == "gptq":
+            low, high = low.clamp(max=0), high.clamp(min=0)
+        scale = (high - low) / qmax
         constant = scale == 0
         safe = torch.where(constant, torch.ones_like(scale), scale)  # no 0/0 in constant groups
         zero = torch.round(-low / safe)
@@ -120,12 +146,13 @@ def suggest_group_size(in_features: list[int], requested: int) -> int | None:
     return None
 
 
-def _quantize_weight_(weight: torch.Tensor, bits: int, group_size: int, sym: bool) -> float:
+def _quantize_weight_(weight: torch.Tensor, bits: int, group_size: int, sym: bool,
+                      grid: str = DEFAULT_GRID) -> float:
     """Replace `weight` in place, slice by slice of rows; return ||W' - W||_F / ||W||_F."""
     rows_per_slice = max(1, _CHUNK_ELEMENTS // weight.shape[1])
     diff2 = norm2 = 0.0
     for rows in weight.data.split(rows_per_slice):  # views: copy_ writes into the parameter
-        new = quantize_dequantize(rows, bits, group_size, sym)
+        new = quantize_dequantize(rows, bits, group_size, sym, grid)
         old = rows.to(torch.float32)
         diff2 += torch.sum((new.to(torch.float32) - old) ** 2, dtype=torch.float64).item()
         norm2 += torch.sum(old ** 2, dtype=torch.float64).item()
@@ -139,14 +166,16 @@ class RTNQuantizer(Quantizer):
 
     Options: bits (2..8, required), group_size (default 128; -1 = per output row), sym (default
     false), skip (module-name patterns kept in full precision, "|"-separated, default "lm_head";
-    skip=none quantizes every nn.Linear; see `matches`).
+    skip=none quantizes every nn.Linear; see `matches`), grid (minmax (default) or gptq, the
+    grid of compressed-tensors / GPTQ; see the module docstring).
     """
 
-    options = ("bits", "group_size", "sym", "skip")
+    options = ("bits", "group_size", "sym", "skip", "grid")
     requires = ("torch",)
     install = "pip install torch"
 
-    def __init__(self, bits=None, group_size=DEFAULT_GROUP_SIZE, sym=False, skip=DEFAULT_SKIP):
+    def __init__(self, bits=None, group_size=DEFAULT_GROUP_SIZE, sym=False, skip=DEFAULT_SKIP,
+                 grid=DEFAULT_GRID):
         if bits is None:
             raise BiasEvalError(f"quant=rtn needs bits ({MIN_BITS}..{MAX_BITS}); pass e.g. bits=4")
         self.bits = parse_int("rtn", "bits", bits, "4")
@@ -155,6 +184,10 @@ class RTNQuantizer(Quantizer):
         check_group_size(self.group_size)
         self.sym = parse_bool("rtn", "sym", sym)
         self.skip = parse_patterns(skip)
+        self.grid = str(grid).strip().lower()
+        if self.grid not in GRIDS:
+            raise BiasEvalError(f"quant=rtn: grid must be one of {', '.join(GRIDS)}, got "
+                                f"{grid!r}; pass grid=gptq for the real formats' grid")
 
     def _overhead_bits(self) -> int:
         return SCALE_BITS if self.sym else SCALE_BITS + ZERO_BITS
@@ -186,7 +219,8 @@ class RTNQuantizer(Quantizer):
                 n_groups += weight.numel() // size
                 replaced_bytes += weight.numel() * weight.element_size()
                 code_bytes += math.ceil(weight.numel() * self.bits / 8)
-                errors.append(_quantize_weight_(weight, self.bits, self.group_size, self.sym))
+                errors.append(_quantize_weight_(weight, self.bits, self.group_size, self.sym,
+                                                self.grid))
         self._verify(model, probe_name, probe_row)
 
         overhead = self._overhead_bits()
@@ -195,7 +229,8 @@ class RTNQuantizer(Quantizer):
             library="torch",
             library_version=library_version("torch") or torch.__version__,
             bits=self.bits,
-            settings={"group_size": self.group_size, "sym": self.sym, "skip": list(self.skip)},
+            settings={"group_size": self.group_size, "sym": self.sym, "skip": list(self.skip),
+                      "grid": self.grid},
             n_modules_quantized=len(targets),
             n_modules_skipped=len(skipped),
             modules_skipped=skipped,
@@ -287,7 +322,8 @@ class RTNQuantizer(Quantizer):
         quantized original row and (2) at most 2^b distinct values in each group of that row.
         """
         row_after = model.get_submodule(name).weight[:1].detach()
-        expected = quantize_dequantize(row_before, self.bits, self.group_size, self.sym)
+        expected = quantize_dequantize(row_before, self.bits, self.group_size, self.sym,
+                                       self.grid)
         size = row_after.shape[1] if self.group_size == -1 else self.group_size
         most_distinct = max(len(torch.unique(group)) for group in row_after[0].split(size))
         if not torch.equal(row_after, expected) or most_distinct > 2 ** self.bits:
