@@ -5,6 +5,7 @@ handler (the shape of lm-eval's own `_cli/`). Heavy imports happen inside the ha
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import textwrap
 
@@ -59,23 +60,28 @@ lm-eval-bias compare runs/rtp_profanity runs/rtp_toxic_bert --allow-different-sc
             write_markdown,
         )
 
+        from lm_eval_bias.analysis.output import refuse_output_inside_inputs
+
         # bad output paths fail before any work, so nothing is written half-way
+        refuse_output_inside_inputs([args.output_json, args.output_md], [args.base, args.other])
         for out in (args.output_json, args.output_md):
             if out:
                 check_output_file(out)
         result = compare_run_folders(args.base, args.other,
                                      allow_different_scorers=args.allow_different_scorers)
+        # the files first, the terminal last: a closed pipe (`| head`) cannot cost the files
+        if args.output_json:
+            write_json(result, args.output_json)
+        if args.output_md:
+            write_markdown(result, args.output_md)
         print(render_terminal(result))
         if result.get("scorer_differences"):
             d = result["scorer_differences"][0]
             print(f"note: scored by different scorers (allowed), e.g. task {d['task']}: "
                   f"{d['base']} in BASE, {d['other']} in OTHER", file=sys.stderr)
-        if args.output_json:
-            write_json(result, args.output_json)
-            print(f"wrote {args.output_json}")
-        if args.output_md:
-            write_markdown(result, args.output_md)
-            print(f"wrote {args.output_md}")
+        for out in (args.output_json, args.output_md):
+            if out:
+                print(f"wrote {out}")
         return 0
 
 
@@ -128,8 +134,10 @@ lm-eval-bias report runs/* --output report/ --reference runs/bf16 --n-boot 2000 
 
     def run(self, args):
         from lm_eval_bias.analysis.formatting import num, pct
+        from lm_eval_bias.analysis.output import refuse_output_inside_inputs
         from lm_eval_bias.analysis.report import build_report_from_folders, write_report
 
+        refuse_output_inside_inputs([args.output], [*args.runs, args.reference])
         report = build_report_from_folders(args.runs, reference=args.reference,
                                            n_boot=args.n_boot, seed=args.seed,
                                            allow_different_scorers=args.allow_different_scorers)
@@ -180,8 +188,10 @@ lm-eval-bias export runs/w4 --output submission.json --weights /models/my-4bit
                             help="the same for the reference run")
 
     def run(self, args):
+        from lm_eval_bias.analysis.output import refuse_output_inside_inputs
         from lm_eval_bias.analysis.submission import export_submission
 
+        refuse_output_inside_inputs([args.output], [args.run, args.reference])
         doc = export_submission(args.run, args.output, reference_path=args.reference,
                                 weights=args.weights, reference_weights=args.reference_weights)
         n_files = len(doc["files"]["samples"])
@@ -458,6 +468,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.handler(args)
+    except BrokenPipeError:
+        # the reader of our output went away (`| head`): files are written before the terminal
+        # output, so nothing is lost; silence the interpreter's own flush error at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except BiasEvalError as exc:
         print(f"lm-eval-bias: error: {exc}", file=sys.stderr)
         return 2

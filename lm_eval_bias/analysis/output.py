@@ -41,6 +41,27 @@ def records(table: pd.DataFrame) -> list[dict]:
     return [jsonable(r) for r in table.to_dict(orient="records")]
 
 
+def refuse_output_inside_inputs(outputs, inputs) -> None:
+    """Refuse (`BiasEvalError`) an output path that is, or lies inside, a folder the command reads
+    (a run's --output_path, or the folder of a results file or submission given as input): a
+    write there would overwrite or add to a finished run. Called before any work."""
+    folders = []
+    for item in inputs:
+        if item is None:
+            continue
+        path = Path(item).resolve()
+        if path.exists():  # a missing input is its reader's error, with its own message
+            folders.append(path if path.is_dir() else path.parent)
+    for out in outputs:
+        if out is None:
+            continue
+        target = Path(out).resolve()
+        for folder in folders:
+            if target == folder or folder in target.parents:
+                raise BiasEvalError(f"{out} is inside {folder}, which this command reads; "
+                                    "write the output outside every run and submission it reads")
+
+
 def check_output_file(path: str | Path) -> Path:
     """Refuse (`BiasEvalError`) an output file that cannot be written: its folder is missing or
     not writable, or the path is a folder. Called before any work, so that a bad ``--output-*``
