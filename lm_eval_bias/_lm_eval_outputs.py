@@ -90,7 +90,8 @@ def require_written(path: Path, what: str) -> None:
                         "this run was saved there: fix the output path and run again")
 
 
-def _results_file(tracker) -> Path:
+def results_file(tracker) -> Path:
+    """The results file a saved `EvaluationTracker` wrote (its `date_id` is set by the save)."""
     path = Path(tracker.output_path)
     if path.suffix == ".json":
         return path.with_name(f"{path.stem}_{tracker.date_id}.json")
@@ -98,7 +99,8 @@ def _results_file(tracker) -> Path:
         f"results_{tracker.date_id}.json"
 
 
-def _samples_file(tracker, task_name: str) -> Path:
+def samples_file(tracker, task_name: str) -> Path:
+    """The samples file of `task_name` a saved `EvaluationTracker` wrote."""
     path = Path(tracker.output_path)
     folder = path.parent if path.suffix == ".json" else \
         path / str(tracker.general_config_tracker.model_name_sanitized)
@@ -121,13 +123,13 @@ def guard_tracker(tracker_cls) -> None:
         results["data_files"] = files_read()
         save_results(self, results, *args, **kwargs)
         if self.output_path:
-            require_written(_results_file(self), "results")
+            require_written(results_file(self), "results")
 
     @functools.wraps(save_samples)
     def save_results_samples(self, task_name, *args, **kwargs):
         save_samples(self, task_name, *args, **kwargs)
         if self.output_path:
-            require_written(_samples_file(self, task_name), f"samples of {task_name}")
+            require_written(samples_file(self, task_name), f"samples of {task_name}")
 
     save_results_aggregated._lm_eval_bias = save_results_samples._lm_eval_bias = True
     tracker_cls.save_results_aggregated = save_results_aggregated

@@ -884,11 +884,13 @@ def _evaluate_into(cfg, lm, tasks: _Tasks, tracker, partial: Path) -> None:
     for task_name in results["configs"]:
         tracker.save_results_samples(task_name=task_name, samples=samples[task_name])
     # the tracker logs and swallows write errors: check that every file is there
-    folder = partial / str(tracker.general_config_tracker.model_name_sanitized)
+    from lm_eval_bias._lm_eval_outputs import results_file, samples_file
+
     stamp = getattr(tracker, "date_id", None)
-    expected = [folder / f"results_{stamp}.json"] + [
-        folder / f"samples_{t}_{stamp}.jsonl" for t in results["configs"]]
-    missing = [str(p) for p in expected if stamp is None or not p.is_file()]
+    expected = [] if stamp is None else [results_file(tracker)] + [
+        samples_file(tracker, t) for t in results["configs"]]
+    missing = [str(p) for p in expected if not p.is_file()] or (
+        ["the results file (lm-eval set no date)"] if stamp is None else [])
     if missing:
         raise BiasEvalError(f"lm-eval did not write {missing[0]} (see its warning above); check "
                             "that the output folder is writable and has space")
