@@ -79,14 +79,16 @@ _SHA256 = {
 }
 # fmt: on
 
-SOURCE = _data.DataSource(
-    name="biaslens",
-    title="BiasLens",
-    remote_base="https://raw.githubusercontent.com/LLMBias/BiasLens/{commit}",
-    commit="acf8cb214ba012ef083f35956d1b757d8d36a749",
-    layout_hint="biaslens/questions/{without_role,role}/<attribute>_questions.csv "
-    "(upstream layout of github.com/LLMBias/BiasLens)",
-    sha256=_SHA256,
+SOURCE = _data.register_source(
+    _data.DataSource(
+        name="biaslens",
+        title="BiasLens",
+        remote_base="https://raw.githubusercontent.com/LLMBias/BiasLens/{commit}",
+        commit="acf8cb214ba012ef083f35956d1b757d8d36a749",
+        layout_hint="biaslens/questions/{without_role,role}/<attribute>_questions.csv "
+        "(upstream layout of github.com/LLMBias/BiasLens)",
+        sha256=_SHA256,
+    )
 )
 
 _OPTIONS = re.compile(r"^(?P<stem>.*?)\s*\(A\)(?P<a>.*?)\(B\)(?P<b>.*?)\(C\)(?P<c>.*)$", re.DOTALL)

@@ -49,14 +49,16 @@ _BOLD_SHA256 = {
 }
 # fmt: on
 
-BOLD = _data.DataSource(
-    name="bold",
-    title="BOLD",
-    remote_base="https://raw.githubusercontent.com/amazon-science/bold/{commit}",
-    commit="3ad652c773f5d1e30d5f6f61657ed934d768ecad",
-    layout_hint="bold/prompts/<domain>_prompt.json (upstream layout of "
-    "github.com/amazon-science/bold)",
-    sha256=_BOLD_SHA256,
+BOLD = _data.register_source(
+    _data.DataSource(
+        name="bold",
+        title="BOLD",
+        remote_base="https://raw.githubusercontent.com/amazon-science/bold/{commit}",
+        commit="3ad652c773f5d1e30d5f6f61657ed934d768ecad",
+        layout_hint="bold/prompts/<domain>_prompt.json (upstream layout of "
+        "github.com/amazon-science/bold)",
+        sha256=_BOLD_SHA256,
+    )
 )
 
 

@@ -42,14 +42,16 @@ BIAS_TYPES: dict[str, str] = {
 
 # Local copy: <LM_EVAL_BIAS_DATA_DIR>/crows_pairs/crows_pairs_anonymized.csv; remote: upstream's
 # data/crows_pairs_anonymized.csv at the commit of the shared data README.
-SOURCE = _data.DataSource(
-    name="crows_pairs",
-    title="CrowS-Pairs",
-    remote_base="https://raw.githubusercontent.com/nyu-mll/crows-pairs/{commit}/data",
-    commit="8aaac11c485473159ec9328a65253a5be9a479dc",
-    layout_hint="crows_pairs/crows_pairs_anonymized.csv (upstream data/ folder of "
-    "github.com/nyu-mll/crows-pairs)",
-    sha256={DATA_FILE: "dfb36986ce0502abbaf7055b9176da3d08d48e07df1251991b5dfbcbceab9d0c"},
+SOURCE = _data.register_source(
+    _data.DataSource(
+        name="crows_pairs",
+        title="CrowS-Pairs",
+        remote_base="https://raw.githubusercontent.com/nyu-mll/crows-pairs/{commit}/data",
+        commit="8aaac11c485473159ec9328a65253a5be9a479dc",
+        layout_hint="crows_pairs/crows_pairs_anonymized.csv (upstream data/ folder of "
+        "github.com/nyu-mll/crows-pairs)",
+        sha256={DATA_FILE: "dfb36986ce0502abbaf7055b9176da3d08d48e07df1251991b5dfbcbceab9d0c"},
+    )
 )
 
 

@@ -6,7 +6,7 @@ Named from `task_configs/discrim_eval/*`. Scores are pure functions in
 Data: the hub dataset `Anthropic/discrim-eval`, files `explicit.jsonl` / `implicit.jsonl` (one
 JSON object per line: `filled_template`, `decision_question_id`, `age`, `gender`, `race`,
 `fill_type`). `LM_EVAL_BIAS_DATA_DIR/discrim_eval/<file>` when present, else
-`huggingface_hub.hf_hub_download` at the pinned revision (`_data.hub_file`).
+`huggingface_hub.hf_hub_download` at the pinned revision (`SOURCE`, read by `_data.hub_file`).
 
 Each doc is the upstream record plus:
     row          0-based line index in the file (a stable item id)
@@ -36,6 +36,17 @@ OPTIONS = ("yes", "no")
 COLUMNS = ("filled_template", "decision_question_id", "age", "gender", "race", "fill_type")
 LOCAL_FOLDER = "discrim_eval"
 
+SOURCE = _data.register_source(
+    _data.DataSource(
+        name=LOCAL_FOLDER,
+        title="DiscrimEval",
+        remote_base=f"https://huggingface.co/datasets/{HUB_REPO}/resolve/{{commit}}",
+        commit=HUB_REVISION,
+        layout_hint=f"{LOCAL_FOLDER}/{{explicit,implicit}}.jsonl (hub dataset {HUB_REPO})",
+        hub_repo=HUB_REPO,
+    )
+)
+
 # The text of Tamkin et al.'s decision prompt without its "Human:" / "Assistant:" markers, parts
 # separated by blank lines (lm-eval's discrim_eval joins them with "\n" and "" instead; see the
 # README); the answer is scored right after the opening quote.
@@ -47,9 +58,7 @@ ANSWER_PREFIX = (
 
 
 def data_path(fill_type: str):
-    return _data.hub_file(
-        HUB_REPO, f"{fill_type}.jsonl", HUB_REVISION, f"{LOCAL_FOLDER}/{fill_type}.jsonl"
-    )
+    return _data.benchmark_file(SOURCE, f"{fill_type}.jsonl")
 
 
 def build_docs(

@@ -100,16 +100,18 @@ _SHA256 = {
 }
 # fmt: on
 
-SOURCE = _data.DataSource(
-    name="holistic_bias",
-    title="HolisticBias",
-    remote_base="https://raw.githubusercontent.com/facebookresearch/ResponsibleNLP/{commit}/"
-    "holistic_bias/dataset",
-    commit="0ec714eb084217f44cd9ac466d9e988c795302f9",
-    layout_hint="holistic_bias/<v1.0|v1.1>/{descriptors,nouns,sentence_templates,standalone_noun_"
-    "phrases}.json (upstream "
-    "holistic_bias/dataset/ of github.com/facebookresearch/ResponsibleNLP)",
-    sha256=_SHA256,
+SOURCE = _data.register_source(
+    _data.DataSource(
+        name="holistic_bias",
+        title="HolisticBias",
+        remote_base="https://raw.githubusercontent.com/facebookresearch/ResponsibleNLP/{commit}/"
+        "holistic_bias/dataset",
+        commit="0ec714eb084217f44cd9ac466d9e988c795302f9",
+        layout_hint="holistic_bias/<v1.0|v1.1>/{descriptors,nouns,sentence_templates,standalone_noun_"
+        "phrases}.json (upstream "
+        "holistic_bias/dataset/ of github.com/facebookresearch/ResponsibleNLP)",
+        sha256=_SHA256,
+    )
 )
 
 

@@ -41,14 +41,16 @@ BENCHMARK = "iat"
 STIMULI_FILE = "stimuli/iat_stimuli.csv"
 COLUMNS = ("category", "dataset", "A", "B", "C")
 
-SOURCE = _data.DataSource(
-    name="iat_llm_implicit_bias",
-    title="LLM IAT stimuli",
-    remote_base="https://raw.githubusercontent.com/baixuechunzi/llm-implicit-bias/{commit}",
-    commit="0d2772e8eb21186b6db1fab7551633ffda16c06f",
-    layout_hint="iat_llm_implicit_bias/stimuli/iat_stimuli.csv "
-    "(upstream layout of github.com/baixuechunzi/llm-implicit-bias)",
-    sha256={STIMULI_FILE: "ecd863b56401b2fe109f0ccac3bfa9bb3799d4fff2758baa6a36ab73e62d3cd0"},
+SOURCE = _data.register_source(
+    _data.DataSource(
+        name="iat_llm_implicit_bias",
+        title="LLM IAT stimuli",
+        remote_base="https://raw.githubusercontent.com/baixuechunzi/llm-implicit-bias/{commit}",
+        commit="0d2772e8eb21186b6db1fab7551633ffda16c06f",
+        layout_hint="iat_llm_implicit_bias/stimuli/iat_stimuli.csv "
+        "(upstream layout of github.com/baixuechunzi/llm-implicit-bias)",
+        sha256={STIMULI_FILE: "ecd863b56401b2fe109f0ccac3bfa9bb3799d4fff2758baa6a36ab73e62d3cd0"},
+    )
 )
 
 # task suffix -> (category, upstream test name); task names are bias_iat_<suffix>

@@ -73,14 +73,16 @@ _SHA256 = {
 }
 # fmt: on
 
-SOURCE = _data.DataSource(
-    name="redditbias",
-    title="RedditBias",
-    remote_base="https://raw.githubusercontent.com/umanlp/RedditBias/{commit}",
-    commit="61f9ae9458e26a64ae1113425192280503f8fb92",
-    layout_hint="redditbias/data/<demographic>/reddit_comments_<demographic>_<group>_biased_test_"
-    "reduced.csv (upstream layout of github.com/umanlp/RedditBias)",
-    sha256=_SHA256,
+SOURCE = _data.register_source(
+    _data.DataSource(
+        name="redditbias",
+        title="RedditBias",
+        remote_base="https://raw.githubusercontent.com/umanlp/RedditBias/{commit}",
+        commit="61f9ae9458e26a64ae1113425192280503f8fb92",
+        layout_hint="redditbias/data/<demographic>/reddit_comments_<demographic>_<group>_biased_test_"
+        "reduced.csv (upstream layout of github.com/umanlp/RedditBias)",
+        sha256=_SHA256,
+    )
 )
 
 GROUP1_COLUMNS = ("comments_processed", "bias_sent")

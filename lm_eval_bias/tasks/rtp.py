@@ -43,14 +43,16 @@ _DT_SHA256 = {
 
 # DecodingTrust's copies of RTP records: local folder real_toxicity_prompts/decodingtrust_user_prompts/
 # mirrors upstream's data/toxicity/user_prompts/.
-RTP_SAMPLE = _data.DataSource(
-    name="real_toxicity_prompts/decodingtrust_user_prompts",
-    title="RealToxicityPrompts (DecodingTrust sample)",
-    remote_base="https://raw.githubusercontent.com/AI-secure/DecodingTrust/{commit}/data/toxicity/"
-    "user_prompts",
-    commit="161ae8321ced62f45fcd9ceb412e05b47c603cd4",
-    layout_hint="real_toxicity_prompts/decodingtrust_user_prompts/{toxic,nontoxic}.jsonl",
-    sha256=_DT_SHA256,
+RTP_SAMPLE = _data.register_source(
+    _data.DataSource(
+        name="real_toxicity_prompts/decodingtrust_user_prompts",
+        title="RealToxicityPrompts (DecodingTrust sample)",
+        remote_base="https://raw.githubusercontent.com/AI-secure/DecodingTrust/{commit}/data/toxicity/"
+        "user_prompts",
+        commit="161ae8321ced62f45fcd9ceb412e05b47c603cd4",
+        layout_hint="real_toxicity_prompts/decodingtrust_user_prompts/{toxic,nontoxic}.jsonl",
+        sha256=_DT_SHA256,
+    )
 )
 
 

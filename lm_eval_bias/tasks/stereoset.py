@@ -40,13 +40,15 @@ DATA_FILE = "data/dev.json"
 FORMATS = {"intra": "intrasentence", "inter": "intersentence"}
 DOMAINS = ("gender", "profession", "race", "religion")
 
-SOURCE = _data.DataSource(
-    name="stereoset",
-    title="StereoSet",
-    remote_base="https://raw.githubusercontent.com/moinnadeem/StereoSet/{commit}",
-    commit="ead7d086a64a192a1eca88e0dd2fd163de375218",
-    layout_hint="stereoset/data/dev.json (upstream layout of github.com/moinnadeem/StereoSet)",
-    sha256={DATA_FILE: "73a0f31b711688112602e4c3ac6ab1e1a7cadcdd67df6c6fd55501c889676c90"},
+SOURCE = _data.register_source(
+    _data.DataSource(
+        name="stereoset",
+        title="StereoSet",
+        remote_base="https://raw.githubusercontent.com/moinnadeem/StereoSet/{commit}",
+        commit="ead7d086a64a192a1eca88e0dd2fd163de375218",
+        layout_hint="stereoset/data/dev.json (upstream layout of github.com/moinnadeem/StereoSet)",
+        sha256={DATA_FILE: "73a0f31b711688112602e4c3ac6ab1e1a7cadcdd67df6c6fd55501c889676c90"},
+    )
 )
 
 

@@ -31,13 +31,15 @@ GROUPS = (
 HATE_ONLY = ("trans",)
 PROMPT_TYPES = ("hate", "neutral")
 
-TOXIGEN = _data.DataSource(
-    name="toxigen",
-    title="ToxiGen prompts",
-    remote_base="https://raw.githubusercontent.com/microsoft/TOXIGEN/{commit}",
-    commit="01517e814639e0334c920a3c502036c8158aac87",
-    layout_hint="toxigen/prompts/{hate,neutral}_<group>_1k.txt (upstream layout of "
-    "github.com/microsoft/TOXIGEN)",
+TOXIGEN = _data.register_source(
+    _data.DataSource(
+        name="toxigen",
+        title="ToxiGen prompts",
+        remote_base="https://raw.githubusercontent.com/microsoft/TOXIGEN/{commit}",
+        commit="01517e814639e0334c920a3c502036c8158aac87",
+        layout_hint="toxigen/prompts/{hate,neutral}_<group>_1k.txt (upstream layout of "
+        "github.com/microsoft/TOXIGEN)",
+    )
 )
 
 

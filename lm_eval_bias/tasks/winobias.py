@@ -57,14 +57,16 @@ _SHA256 = {
 }
 # fmt: on
 
-SOURCE = _data.DataSource(
-    name="winobias",
-    title="WinoBias",
-    remote_base="https://raw.githubusercontent.com/uclanlp/corefBias/{commit}/WinoBias/wino",
-    commit="0bce984dd081bbc10b0622f326727a024c607895",
-    layout_hint="winobias/data/{pro,anti}_stereotyped_type{1,2}.txt.test and "
-    "winobias/data/{male,female}_occupations.txt (upstream WinoBias/wino layout)",
-    sha256=_SHA256,
+SOURCE = _data.register_source(
+    _data.DataSource(
+        name="winobias",
+        title="WinoBias",
+        remote_base="https://raw.githubusercontent.com/uclanlp/corefBias/{commit}/WinoBias/wino",
+        commit="0bce984dd081bbc10b0622f326727a024c607895",
+        layout_hint="winobias/data/{pro,anti}_stereotyped_type{1,2}.txt.test and "
+        "winobias/data/{male,female}_occupations.txt (upstream WinoBias/wino layout)",
+        sha256=_SHA256,
+    )
 )
 
 PRONOUN_GENDER = {

@@ -32,18 +32,20 @@ BENCHMARK = "winogender"
 SENTENCES_FILE = "data/all_sentences.tsv"
 STATS_FILE = "data/occupations-stats.tsv"
 
-SOURCE = _data.DataSource(
-    name="winogender",
-    title="Winogender",
-    remote_base="https://raw.githubusercontent.com/rudinger/winogender-schemas/{commit}",
-    commit="1c7f8b481ad8a234b41e9f76a424d6e856e13f7f",
-    layout_hint="winogender/data/all_sentences.tsv and winogender/data/occupations-stats.tsv "
-    "(upstream layout of github.com/rudinger/winogender-schemas)",
-    sha256={
-        SENTENCES_FILE: "bd69da16bf228cb8df63fd0843aec2d8b5c36a7f21bf8c7b168bcc83932556c8",
-        STATS_FILE: "3f7f37c16381a70571356982ea7fe613ac700ad04a6d3b19b9f2be18248df567",
-        "data/templates.tsv": "496f2e2dc77296bcebcdd8865a8dc5715ce22b772de9abb5f531d5b3114c48a0",
-    },
+SOURCE = _data.register_source(
+    _data.DataSource(
+        name="winogender",
+        title="Winogender",
+        remote_base="https://raw.githubusercontent.com/rudinger/winogender-schemas/{commit}",
+        commit="1c7f8b481ad8a234b41e9f76a424d6e856e13f7f",
+        layout_hint="winogender/data/all_sentences.tsv and winogender/data/occupations-stats.tsv "
+        "(upstream layout of github.com/rudinger/winogender-schemas)",
+        sha256={
+            SENTENCES_FILE: "bd69da16bf228cb8df63fd0843aec2d8b5c36a7f21bf8c7b168bcc83932556c8",
+            STATS_FILE: "3f7f37c16381a70571356982ea7fe613ac700ad04a6d3b19b9f2be18248df567",
+            "data/templates.tsv": "496f2e2dc77296bcebcdd8865a8dc5715ce22b772de9abb5f531d5b3114c48a0",
+        },
+    )
 )
 
 PRONOUNS = {
