@@ -36,7 +36,7 @@ from typing import Any
 from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.metrics import bbq as bbq_metrics
 from lm_eval_bias.tasks import _data, _kit
-from lm_eval_bias.tasks._options import option_permutation, parse_permute_seed
+from lm_eval_bias.tasks._options import mark_permuted, parse_permute_seed, shown_order
 
 log = logging.getLogger(__name__)
 
@@ -359,21 +359,15 @@ def build_docs(
             )
         options = [row[f"ans{i}"] for i in range(N_CHOICES)]
         doc = dict(row)
-        if permute_seed is None:
-            perm = list(range(N_CHOICES))
-        else:
-            item_key = f"{row['category']}:{int(row['example_id'])}"
-            perm = option_permutation(permute_seed, BENCHMARK, item_key, N_CHOICES)
+        item_key = f"{row['category']}:{int(row['example_id'])}"
+        perm = shown_order(permute_seed, BENCHMARK, item_key, N_CHOICES)
         doc["choices"] = [options[p] for p in perm]
         doc["gold"] = perm.index(int(row["label"]))
         doc["unknown_choice"] = perm.index(u)
         doc["biased_choice"] = None if target is None else perm.index(int(target))
         doc["label_type"] = None if entry is None else entry.label_type
         doc["metadata_rows"] = 1 if entry is None else entry.n_rows
-        if permute_seed is not None:
-            doc["perm"] = perm
-            doc["permute_seed"] = permute_seed
-        docs.append(doc)
+        docs.append(mark_permuted(doc, permute_seed, perm))
     return docs
 
 

@@ -40,7 +40,7 @@ from typing import Any
 from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.metrics import biaslens as bl_metrics
 from lm_eval_bias.tasks import _data, _kit
-from lm_eval_bias.tasks._options import option_permutation, parse_permute_seed
+from lm_eval_bias.tasks._options import mark_permuted, parse_permute_seed, shown_order
 
 BENCHMARK = "biaslens"
 ATTRIBUTES = (
@@ -176,11 +176,7 @@ def load_biaslens_docs(
                 f"{where}: expected the third option to be {REFUSAL!r} and no other, got "
                 f"{options}; use the unmodified upstream file"
             )
-        perm = (
-            [0, 1, 2]
-            if seed is None
-            else option_permutation(seed, BENCHMARK, f"{variant}:{attribute}:{row}", 3)
-        )
+        perm = shown_order(seed, BENCHMARK, f"{variant}:{attribute}:{row}", 3)
         shown = [labels[p] for p in perm]
         doc = {
             "row": row,
@@ -195,10 +191,7 @@ def load_biaslens_docs(
             "biased_choice": shown.index(BIASED),
             "refusal_choice": shown.index(UNCERTAIN),
         }
-        if seed is not None:
-            doc["perm"] = perm
-            doc["permute_seed"] = seed
-        docs.append(doc)
+        docs.append(mark_permuted(doc, seed, perm))
     if not docs:
         raise BiasEvalError(f"{path} has no Choice questions; use the unmodified upstream file")
     return docs

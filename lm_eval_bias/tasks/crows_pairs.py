@@ -21,7 +21,7 @@ from typing import Any
 from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.metrics import crows_pairs as cp_metrics
 from lm_eval_bias.tasks import _data, _kit
-from lm_eval_bias.tasks._options import option_permutation, parse_permute_seed
+from lm_eval_bias.tasks._options import mark_permuted, parse_permute_seed, shown_order
 
 BENCHMARK = "crows_pairs"
 DATA_FILE = "crows_pairs_anonymized.csv"
@@ -88,11 +88,7 @@ def build_docs(rows: Sequence[dict], *, permute_seed: int | None = None) -> list
     for row in rows:
         pair_id = int(row[""])
         options = [row["sent_more"], row["sent_less"]]
-        perm = (
-            [0, 1]
-            if permute_seed is None
-            else option_permutation(permute_seed, BENCHMARK, str(pair_id), 2)
-        )
+        perm = shown_order(permute_seed, BENCHMARK, str(pair_id), 2)
         doc = {
             "pair_id": pair_id,
             "sent_more": row["sent_more"],
@@ -102,10 +98,7 @@ def build_docs(rows: Sequence[dict], *, permute_seed: int | None = None) -> list
             "choices": [options[p] for p in perm],
             "more_choice": perm.index(0),
         }
-        if permute_seed is not None:
-            doc["perm"] = perm
-            doc["permute_seed"] = permute_seed
-        docs.append(doc)
+        docs.append(mark_permuted(doc, permute_seed, perm))
     return docs
 
 

@@ -24,7 +24,7 @@ from typing import Any
 from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.metrics import discrim_eval as de_metrics
 from lm_eval_bias.tasks import _data, _kit
-from lm_eval_bias.tasks._options import option_permutation, parse_permute_seed
+from lm_eval_bias.tasks._options import mark_permuted, parse_permute_seed, shown_order
 
 BENCHMARK = "discrim_eval"
 HUB_REPO = "Anthropic/discrim-eval"
@@ -81,21 +81,14 @@ def build_docs(
                 f"{where}: line {i + 1} has gender {row['gender']!r} and race {row['race']!r}, "
                 f"expected strings; use the unmodified upstream file"
             )
-        perm = (
-            [0, 1]
-            if permute_seed is None
-            else option_permutation(permute_seed, BENCHMARK, f"{fill_type}:{i}", len(OPTIONS))
-        )
+        perm = shown_order(permute_seed, BENCHMARK, f"{fill_type}:{i}", len(OPTIONS))
         doc = {c: row[c] for c in COLUMNS}
         doc["decision_question_id"] = q
         doc["age"] = age
         doc["row"] = i
         doc["age_bin"] = age_bin
         doc["choices"] = [OPTIONS[p] for p in perm]
-        if permute_seed is not None:
-            doc["perm"] = perm
-            doc["permute_seed"] = permute_seed
-        docs.append(doc)
+        docs.append(mark_permuted(doc, permute_seed, perm))
     return docs
 
 

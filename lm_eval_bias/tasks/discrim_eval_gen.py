@@ -34,7 +34,7 @@ from typing import Any
 
 from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.tasks import _data, _kit
-from lm_eval_bias.tasks._options import option_permutation, parse_permute_seed
+from lm_eval_bias.tasks._options import mark_permuted, parse_permute_seed, shown_order
 
 BENCHMARK = "discrim_eval_gen"
 BIAS_TYPES = ("gender", "race")
@@ -129,11 +129,7 @@ def build_docs(
             continue
         individuals = parse_individuals(row["prompt"], f"{where} row {i}")
         n = len(individuals)
-        perm = (
-            list(range(n))
-            if permute_seed is None
-            else option_permutation(permute_seed, BENCHMARK, f"{bias_type}:{i}", n)
-        )
+        perm = shown_order(permute_seed, BENCHMARK, f"{bias_type}:{i}", n)
         shown = [individuals[p] for p in perm]
         listing = ", ".join(shown)
         text = _INDIVIDUALS.sub(
@@ -153,10 +149,7 @@ def build_docs(
         doc["subgroups"] = [subgroup_of(x) for x in shown]
         doc["choices"] = [*shown, REFUSAL]
         doc["text"] = f"{text.rstrip()}\n{INSTRUCTION}"
-        if permute_seed is not None:
-            doc["perm"] = perm
-            doc["permute_seed"] = permute_seed
-        docs.append(doc)
+        docs.append(mark_permuted(doc, permute_seed, perm))
     return docs
 
 

@@ -28,7 +28,7 @@ from typing import Any
 from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.metrics import dt_fairness as dt_metrics
 from lm_eval_bias.tasks import _data, _kit
-from lm_eval_bias.tasks._options import option_permutation, parse_permute_seed
+from lm_eval_bias.tasks._options import mark_permuted, parse_permute_seed, shown_order
 
 BENCHMARK = "dt_fairness"
 BASE_RATES = ("0.0", "0.5", "1.0")
@@ -131,11 +131,7 @@ def build_docs(
                 f"{where}: record {i} has few-shot examples; only the zero-shot test sets "
                 f"(adult_0_200_test_base_rate_*) are supported"
             )
-        perm = (
-            [0, 1]
-            if permute_seed is None
-            else option_permutation(permute_seed, BENCHMARK, f"{base_rate}:{i}", len(OPTIONS))
-        )
+        perm = shown_order(permute_seed, BENCHMARK, f"{base_rate}:{i}", len(OPTIONS))
         doc = dict(row)
         doc["examples"] = None  # always [] here; an all-empty list column has no datasets type
         doc["row"] = i
@@ -143,10 +139,7 @@ def build_docs(
         doc["base_rate_parity"] = base_rate
         doc["choices"] = [OPTIONS[p] for p in perm]
         doc["gold"] = doc["choices"].index(row["label"])
-        if permute_seed is not None:
-            doc["perm"] = perm
-            doc["permute_seed"] = permute_seed
-        docs.append(doc)
+        docs.append(mark_permuted(doc, permute_seed, perm))
     return docs
 
 

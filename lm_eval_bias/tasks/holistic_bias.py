@@ -51,7 +51,7 @@ from typing import Any
 from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.metrics import holistic_bias as hb_metrics
 from lm_eval_bias.tasks import _data, _kit, _tokens
-from lm_eval_bias.tasks._options import option_permutation, parse_permute_seed
+from lm_eval_bias.tasks._options import mark_permuted, parse_permute_seed, shown_order
 
 BENCHMARK = "holistic_bias"
 VERSIONS = ("v1.0", "v1.1")
@@ -243,14 +243,10 @@ def load_holistic_docs(
         t_idx = all_templates.index(template)
         for noun in chosen_n:
             plural, gender = by_noun[noun]
-            ids = list(scored)
-            if len(ids) < 2:
+            if len(scored) < 2:
                 continue
-            if seed is not None:
-                perm = option_permutation(
-                    seed, BENCHMARK, f"{version}:{axis}:{t_idx}:{noun}", len(ids)
-                )
-                ids = [ids[p] for p in perm]
+            perm = shown_order(seed, BENCHMARK, f"{version}:{axis}:{t_idx}:{noun}", len(scored))
+            ids = [scored[p] for p in perm]
             doc = {
                 "axis": axis,
                 "version": version,
@@ -265,9 +261,7 @@ def load_holistic_docs(
             }
             if count_tokens is not None:
                 doc["n_tokens"] = count_tokens(doc["choices"])
-            if seed is not None:
-                doc["permute_seed"] = seed
-            docs.append(doc)
+            docs.append(mark_permuted(doc, seed))
     return docs
 
 

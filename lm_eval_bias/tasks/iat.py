@@ -34,7 +34,7 @@ from typing import Any
 from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.metrics import iat as iat_metrics
 from lm_eval_bias.tasks import _data, _kit
-from lm_eval_bias.tasks._options import parse_permute_seed
+from lm_eval_bias.tasks._options import mark_permuted, parse_permute_seed
 from lm_eval_bias.tasks._records import normalize_loglikelihoods
 
 BENCHMARK = "iat"
@@ -128,9 +128,7 @@ def build_items(test: str, spec: dict[str, Any], seed: int | None) -> list[dict[
                 "choices": [f"{w} - {g}" for w, g in pairs],
                 "consistent": [pairs.index((pos, default)), pairs.index((neg, stigma))],
             }
-            if seed is not None:
-                doc["permute_seed"] = seed
-            docs.append(doc)
+            docs.append(mark_permuted(doc, seed))
     return docs
 
 

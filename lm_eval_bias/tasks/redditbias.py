@@ -34,7 +34,7 @@ from lm_eval.api.task import ConfigurableTask
 from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.metrics import redditbias as rb_metrics
 from lm_eval_bias.tasks import _data, _kit, _tokens
-from lm_eval_bias.tasks._options import option_permutation, parse_permute_seed
+from lm_eval_bias.tasks._options import mark_permuted, parse_permute_seed, shown_order
 
 BENCHMARK = "redditbias"
 
@@ -149,11 +149,7 @@ def load_redditbias_docs(
     seed = parse_permute_seed(permute_seed)
     docs = []
     for pair in load_pairs(demographic):
-        perm = (
-            [0, 1]
-            if seed is None
-            else option_permutation(seed, BENCHMARK, f"{demographic}:{pair['row']}", 2)
-        )
+        perm = shown_order(seed, BENCHMARK, f"{demographic}:{pair['row']}", 2)
         options = [pair["biased"], pair["counterfactual"]]
         doc = {**pair, "choices": [options[p] for p in perm], "biased_choice": perm.index(0)}
         if split is not None:
@@ -161,10 +157,7 @@ def load_redditbias_docs(
             doc["first_tokens"] = [first for first, _, _ in parts]
             doc["rests"] = [rest for _, rest, _ in parts]
             doc["n_tokens"] = [n for _, _, n in parts]
-        if seed is not None:
-            doc["perm"] = perm
-            doc["permute_seed"] = seed
-        docs.append(doc)
+        docs.append(mark_permuted(doc, seed, perm))
     return docs
 
 

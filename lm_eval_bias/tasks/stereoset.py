@@ -33,7 +33,7 @@ from typing import Any
 from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.metrics import stereoset as ss_metrics
 from lm_eval_bias.tasks import _data, _kit, _tokens
-from lm_eval_bias.tasks._options import option_permutation, parse_permute_seed
+from lm_eval_bias.tasks._options import mark_permuted, parse_permute_seed, shown_order
 
 BENCHMARK = "stereoset"
 DATA_FILE = "data/dev.json"
@@ -102,11 +102,7 @@ def build_doc(item: dict, fmt: str, permute_seed: int | None = None) -> dict:
             f"StereoSet {fmt} item {item.get('id')} has gold labels {labels}, expected one each of "
             f"{', '.join(ss_metrics.LABELS)}; use the unmodified upstream file"
         )
-    perm = (
-        [0, 1, 2]
-        if permute_seed is None
-        else option_permutation(permute_seed, BENCHMARK, f"{fmt}:{item['id']}", 3)
-    )
+    perm = shown_order(permute_seed, BENCHMARK, f"{fmt}:{item['id']}", 3)
     shown = [sentences[p] for p in perm]
     shown_labels = [s["gold_label"] for s in shown]
     doc = {
@@ -123,10 +119,7 @@ def build_doc(item: dict, fmt: str, permute_seed: int | None = None) -> dict:
         "anti_choice": shown_labels.index("anti-stereotype"),
         "unrelated_choice": shown_labels.index("unrelated"),
     }
-    if permute_seed is not None:
-        doc["perm"] = perm
-        doc["permute_seed"] = permute_seed
-    return doc
+    return mark_permuted(doc, permute_seed, perm)
 
 
 def load_stereoset_docs(fmt: str, domain: str, permute_seed: Any = None) -> list[dict]:

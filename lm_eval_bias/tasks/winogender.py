@@ -26,7 +26,7 @@ from typing import Any
 from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.metrics import winogender as wg_metrics
 from lm_eval_bias.tasks import _data, _kit
-from lm_eval_bias.tasks._options import option_permutation, parse_permute_seed
+from lm_eval_bias.tasks._options import mark_permuted, parse_permute_seed, shown_order
 
 BENCHMARK = "winogender"
 SENTENCES_FILE = "data/all_sentences.tsv"
@@ -114,7 +114,7 @@ def load_winogender_docs(permute_seed: Any = None, gender: str | None = None) ->
             raise BiasEvalError(f"{where}: occupation {occupation!r} missing from {STATS_FILE}")
         if gender is not None and g != gender:
             continue
-        perm = [0, 1] if seed is None else option_permutation(seed, BENCHMARK, row[0], 2)
+        perm = shown_order(seed, BENCHMARK, row[0], 2)
         options = [_option(occupation), _option(participant)]
         doc = {
             "sentid": row[0],
@@ -129,10 +129,7 @@ def load_winogender_docs(permute_seed: Any = None, gender: str | None = None) ->
             "gold": perm.index(answer),
             "occupation_choice": perm.index(0),
         }
-        if seed is not None:
-            doc["perm"] = perm
-            doc["permute_seed"] = seed
-        docs.append(doc)
+        docs.append(mark_permuted(doc, seed, perm))
     return docs
 
 
