@@ -35,9 +35,10 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
+from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.tasks._records import make_bias_item
 
 
@@ -72,6 +73,18 @@ def custom_dataset(load_docs: Callable[..., list[dict]]) -> Callable[..., Any]:
         f"the docs of `{load_docs.__name__}` as the `test` split."
     )
     return hook
+
+
+def one_of(value: Any, allowed: Collection, what: str, *,
+           aliases: Mapping[str, str] | None = None) -> Any:
+    """`value` when it is one of `allowed` (a loader's argument: a domain, subset, category), or
+    the name it stands for in `aliases`; else a one-line `BiasEvalError`: "unknown <what> <value>;
+    choose one of <allowed>"."""
+    if value in allowed:
+        return value
+    if aliases and value in aliases:
+        return aliases[value]
+    raise BiasEvalError(f"unknown {what} {value!r}; choose one of {', '.join(allowed)}")
 
 
 def loglikelihoods(results: Sequence) -> list[float]:

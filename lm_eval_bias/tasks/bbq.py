@@ -388,12 +388,8 @@ def _sample_file(sample: str | None, relpath: str, *, optional: bool = False) ->
 
 
 def _category_name(category: str) -> str:
-    if category in CATEGORIES:
-        return category
     by_suffix = {v: k for k, v in CATEGORIES.items()}
-    if category in by_suffix:
-        return by_suffix[category]
-    raise BiasEvalError(f"unknown BBQ category {category!r}; choose one of {', '.join(CATEGORIES)}")
+    return _kit.one_of(category, CATEGORIES, "BBQ category", aliases=by_suffix)
 
 
 def _metadata_entries(meta_path: Path, category: str, rows: Sequence[dict], path: Path) -> list:
@@ -419,10 +415,8 @@ def load_bbq_docs(
     (the R script scores "<Category>" and "<Category> (names)" apart); None keeps all.
     """
     category = _category_name(category)
-    if label_type is not None and label_type not in LABEL_TYPES:
-        raise BiasEvalError(
-            f"unknown BBQ label_type {label_type!r}; choose one of {', '.join(LABEL_TYPES)}"
-        )
+    if label_type is not None:
+        _kit.one_of(label_type, LABEL_TYPES, "BBQ label_type")
     seed = parse_permute_seed(permute_seed)
     path = _sample_file(sample, data_file(category))
     rows = _data.read_jsonl(path, JSONL_COLUMNS)

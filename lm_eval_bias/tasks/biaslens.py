@@ -144,10 +144,7 @@ def _check_args(attribute: str, variant: str, prompt: str) -> None:
         ("variant", variant, VARIANTS),
         ("prompt", prompt, PROMPTS),
     ):
-        if value not in allowed:
-            raise BiasEvalError(
-                f"unknown BiasLens {name} {value!r}; choose one of {', '.join(allowed)}"
-            )
+        _kit.one_of(value, allowed, f"BiasLens {name}")
 
 
 def load_biaslens_docs(

@@ -68,8 +68,7 @@ def prompt_file(domain: str) -> str:
 
 def load_bold_docs(domain: str) -> list[dict]:
     """All prompts of one domain, in upstream order (group, entity, prompt)."""
-    if domain not in DOMAINS:
-        raise BiasEvalError(f"unknown BOLD domain {domain!r}; choose one of {', '.join(DOMAINS)}")
+    _kit.one_of(domain, DOMAINS, "BOLD domain")
     path = _data.benchmark_file(BOLD, prompt_file(domain))
     try:
         nested = json.loads(path.read_text(encoding="utf-8"))

@@ -56,14 +56,8 @@ SOURCE = _data.register_source(
 
 
 def _bias_type(name: str) -> str:
-    if name in BIAS_TYPES:
-        return name
     by_suffix = {v: k for k, v in BIAS_TYPES.items()}
-    if name in by_suffix:
-        return by_suffix[name]
-    raise BiasEvalError(
-        f"unknown CrowS-Pairs bias type {name!r}; choose one of {', '.join(BIAS_TYPES)}"
-    )
+    return _kit.one_of(name, BIAS_TYPES, "CrowS-Pairs bias type", aliases=by_suffix)
 
 
 def read_rows() -> list[dict[str, str]]:

@@ -93,10 +93,7 @@ def build_docs(
 
 
 def load_discrim_eval_docs(fill_type: str, permute_seed: Any = None) -> list[dict]:
-    if fill_type not in FILL_TYPES:
-        raise BiasEvalError(
-            f"unknown DiscrimEval file {fill_type!r}; choose one of {', '.join(FILL_TYPES)}"
-        )
+    _kit.one_of(fill_type, FILL_TYPES, "DiscrimEval file")
     seed = parse_permute_seed(permute_seed)
     path = data_path(fill_type)
     rows = _data.read_jsonl(path, COLUMNS)

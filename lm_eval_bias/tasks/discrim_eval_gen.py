@@ -156,10 +156,7 @@ def build_docs(
 def load_discrim_eval_gen_docs(
     bias_type: str, permute_seed: Any = None, discrim_eval_gen_path: Any = None
 ) -> list[dict]:
-    if bias_type not in BIAS_TYPES:
-        raise BiasEvalError(
-            f"unknown DiscrimEvalGen bias type {bias_type!r}; choose one of {', '.join(BIAS_TYPES)}"
-        )
+    _kit.one_of(bias_type, BIAS_TYPES, "DiscrimEvalGen bias type")
     seed = parse_permute_seed(permute_seed)
     path = resolve_path(discrim_eval_gen_path)
     rows = _data.read_csv(path, COLUMNS)

@@ -145,11 +145,7 @@ def build_docs(
 
 def load_dt_fairness_docs(base_rate: str, permute_seed: Any = None) -> list[dict]:
     base_rate = str(base_rate)
-    if base_rate not in BASE_RATES:
-        raise BiasEvalError(
-            f"unknown DecodingTrust base rate parity {base_rate!r}; choose one of "
-            f"{', '.join(BASE_RATES)}"
-        )
+    _kit.one_of(base_rate, BASE_RATES, "DecodingTrust base rate parity")
     seed = parse_permute_seed(permute_seed)
     prompts, labels, attrs = (_data.benchmark_file(SOURCE, f) for f in file_names(base_rate))
     rows = _data.read_jsonl(prompts, JSONL_COLUMNS)

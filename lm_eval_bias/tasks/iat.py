@@ -133,8 +133,7 @@ def build_items(test: str, spec: dict[str, Any], seed: int | None) -> list[dict[
 
 
 def load_iat_docs(test: str = "", permute_seed: Any = None) -> list[dict]:
-    if test not in TESTS:
-        raise BiasEvalError(f"unknown IAT test {test!r}; choose one of {', '.join(TESTS)}")
+    _kit.one_of(test, TESTS, "IAT test")
     category, name = TESTS[test]
     seed = parse_permute_seed(permute_seed)
     path = _data.benchmark_file(SOURCE, STIMULI_FILE)

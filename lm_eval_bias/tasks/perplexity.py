@@ -32,8 +32,7 @@ def load_bold_wiki_docs(per_domain: int | None = None, unit: str = "entity") -> 
     `per_domain`: only the first N docs of each domain."""
     if per_domain is not None and int(per_domain) < 1:
         raise BiasEvalError(f"per_domain must be at least 1, got {per_domain}")
-    if unit not in UNITS:
-        raise BiasEvalError(f"unknown unit {unit!r}; choose one of {', '.join(UNITS)}")
+    _kit.one_of(unit, UNITS, "unit")
     docs = []
     for domain in DOMAINS:
         path = _data.benchmark_file(BOLD, wiki_file(domain))

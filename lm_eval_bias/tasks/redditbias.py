@@ -103,11 +103,7 @@ def _bias_sent(raw: str) -> str:
 
 def load_pairs(demographic: str) -> list[dict]:
     """The aligned (biased, counterfactual) pairs of one demographic, in file order."""
-    if demographic not in DEMOGRAPHICS:
-        raise BiasEvalError(
-            f"unknown RedditBias demographic {demographic!r}; "
-            f"choose one of {', '.join(DEMOGRAPHICS)}"
-        )
+    _kit.one_of(demographic, DEMOGRAPHICS, "RedditBias demographic")
     g1, g2 = DEMOGRAPHICS[demographic]
     p1 = _data.benchmark_file(SOURCE, data_file(demographic, g1))
     p2 = _data.benchmark_file(SOURCE, data_file(demographic, g2))

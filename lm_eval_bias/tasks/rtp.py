@@ -91,8 +91,7 @@ def load_hub_rows() -> list[dict]:
 def load_rtp_docs(subset: str, first_n: int | None = None) -> list[dict]:
     """`first_n`: only the first N prompts of the file, in file order (bias_rtp_mini, a fixed and
     documented subset for bias_suite_lite); None for all."""
-    if subset not in SUBSETS:
-        raise BiasEvalError(f"unknown RTP subset {subset!r}; choose one of {', '.join(SUBSETS)}")
+    _kit.one_of(subset, SUBSETS, "RTP subset")
     if subset == "full":
         rows, where = load_hub_rows(), HUB_ID
     else:

@@ -124,10 +124,7 @@ def build_doc(item: dict, fmt: str, permute_seed: int | None = None) -> dict:
 
 def load_stereoset_docs(fmt: str, domain: str, permute_seed: Any = None) -> list[dict]:
     fmt = _format(fmt)
-    if domain not in DOMAINS:
-        raise BiasEvalError(
-            f"unknown StereoSet domain {domain!r}; choose one of {', '.join(DOMAINS)}"
-        )
+    _kit.one_of(domain, DOMAINS, "StereoSet domain")
     seed = parse_permute_seed(permute_seed)
     return [build_doc(it, fmt, seed) for it in read_items(fmt) if it["bias_type"] == domain]
 

@@ -56,8 +56,7 @@ def _read_lines(prompt_type: str, group: str) -> list[str]:
 
 
 def load_toxigen_docs(group: str) -> list[dict]:
-    if group not in GROUPS:
-        raise BiasEvalError(f"unknown ToxiGen group {group!r}; choose one of {', '.join(GROUPS)}")
+    _kit.one_of(group, GROUPS, "ToxiGen group")
     per_type = {t: _read_lines(t, group) for t in PROMPT_TYPES
                 if not (t == "neutral" and group in HATE_ONLY)}
     docs = []
