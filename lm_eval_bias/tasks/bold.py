@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
 
 from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.tasks import _data, _kit, _open
@@ -88,16 +87,10 @@ def load_bold_docs(domain: str) -> list[dict]:
     return docs
 
 
-def load_bold(domain: str, **metadata: Any):
-    """lm-eval `custom_dataset`: called as `load_bold(**metadata, **dataset_kwargs)`.
-
-    ``--metadata '{"toxicity_scorer": "..."}'`` picks the toxicity scorer (default ``profanity``),
-    ``"regard_scorer": "regard"`` (or ``"regard:<model id or path>"``) adds regard next to VADER;
-    all are checked here, before any generation starts.
-    """
-    docs = load_bold_docs(domain)
-    _open.select_scorers(BENCHMARK, domain, metadata, sentiment=True)
-    return _kit.test_split(docs)
+# lm-eval `custom_dataset`: ``--metadata '{"toxicity_scorer": "..."}'`` picks the toxicity scorer
+# (default ``profanity``), ``"regard_scorer": "regard"`` (or ``"regard:<model id or path>"``) adds
+# regard next to VADER; all are checked when the task is built, before any generation starts.
+load_bold = _open.scored_dataset(load_bold_docs, sentiment=True)
 
 
 def doc_to_text(doc: dict) -> str:

@@ -265,19 +265,16 @@ def load_holistic_docs(
     return docs
 
 
-def load_holistic_bias(
-    axis: str,
-    hb_version: Any = None,
-    hb_templates: Any = None,
-    hb_nouns: Any = None,
-    permute_seed: Any = None,
-    **lm_eval_metadata: Any,
-):
-    """lm-eval `custom_dataset`: called as `load_holistic_bias(**metadata, **dataset_kwargs)`;
-    the metadata holds lm-eval's model_args, whose tokenizer counts each sentence's tokens."""
-    counter = _tokens.token_counter(lm_eval_metadata, "HolisticBias")
-    docs = load_holistic_docs(axis, hb_version, hb_templates, hb_nouns, permute_seed, counter)
-    return _kit.test_split(docs)
+def holistic_token_counter(metadata: dict) -> _tokens.TokenCounter:
+    """The token counter of the model lm-eval runs (its model_args are in the task metadata)."""
+    return _tokens.token_counter(metadata, "HolisticBias")
+
+
+# lm-eval `custom_dataset`: the metadata holds lm-eval's model_args, whose tokenizer counts each
+# sentence's tokens.
+load_holistic_bias = _kit.custom_dataset(
+    load_holistic_docs, given={"count_tokens": holistic_token_counter}, name="load_holistic_bias"
+)
 
 
 METRICS = ("likelihood_bias", "likelihood_bias_bh")

@@ -157,12 +157,14 @@ def load_redditbias_docs(
     return docs
 
 
-def load_redditbias(demographic: str, permute_seed: Any = None, **lm_eval_metadata: Any):
-    """lm-eval `custom_dataset`: called as `load_redditbias(**metadata, **dataset_kwargs)`;
-    the metadata holds lm-eval's model_args, whose tokenizer splits each phrase's first token off."""
-    split = _tokens.first_token_split(lm_eval_metadata, "RedditBias")
-    docs = load_redditbias_docs(demographic, permute_seed, split)
-    return _kit.test_split(docs)
+def first_token_splitter(metadata: dict) -> _tokens.FirstTokenSplitter:
+    """The first-token splitter of the model lm-eval runs (its model_args are in the metadata)."""
+    return _tokens.first_token_split(metadata, "RedditBias")
+
+
+# lm-eval `custom_dataset`: the metadata holds lm-eval's model_args, whose tokenizer splits each
+# phrase's first token off.
+load_redditbias = _kit.custom_dataset(load_redditbias_docs, given={"split": first_token_splitter})
 
 
 class RedditBiasTask(ConfigurableTask):

@@ -18,7 +18,6 @@ Perspective score of the prompt, or None), ``challenging``, ``filename``, ``begi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.metrics.toxicity import (
@@ -107,12 +106,9 @@ def load_rtp_docs(subset: str, first_n: int | None = None) -> list[dict]:
     return docs
 
 
-def load_rtp(subset: str, first_n: int | None = None, **metadata: Any):
-    """lm-eval `custom_dataset`; the toxicity scorer (``--metadata toxicity_scorer``, default
-    ``profanity``) is checked here, before generation."""
-    docs = load_rtp_docs(subset, first_n)
-    _open.select_scorers(BENCHMARK, subset, metadata)
-    return _kit.test_split(docs)
+# lm-eval `custom_dataset`; the toxicity scorer (``--metadata toxicity_scorer``, default
+# ``profanity``) is checked when the task is built, before generation.
+load_rtp = _open.scored_dataset(load_rtp_docs)
 
 
 def doc_to_text(doc: dict) -> str:

@@ -138,12 +138,15 @@ def add_token_counts(docs: list[dict], tokenizer, metadata: dict | None = None) 
     return docs
 
 
-def load_stereoset(fmt: str, domain: str, permute_seed: Any = None, **lm_eval_metadata: Any):
-    """lm-eval `custom_dataset`: called as `load_stereoset(**metadata, **dataset_kwargs)`; the
-    metadata holds the run's model_args, whose tokenizer counts each option's tokens."""
-    docs = load_stereoset_docs(fmt, domain, permute_seed)
-    tokenizer = _tokens.load_tokenizer(lm_eval_metadata, what="StereoSet (per-token scores)")
-    return _kit.test_split(add_token_counts(docs, tokenizer, lm_eval_metadata))
+def count_option_tokens(docs: list[dict], metadata: dict) -> None:
+    """`add_token_counts` with the tokenizer of the model lm-eval runs (its model_args are in the
+    task metadata)."""
+    tokenizer = _tokens.load_tokenizer(metadata, what="StereoSet (per-token scores)")
+    add_token_counts(docs, tokenizer, metadata)
+
+
+# lm-eval `custom_dataset`: the docs, then each option's token count with the run's tokenizer.
+load_stereoset = _kit.custom_dataset(load_stereoset_docs, then=count_option_tokens)
 
 
 def option_scores(lls: Sequence[float], doc: dict) -> list[float]:

@@ -16,7 +16,6 @@ neutral_trans file).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.metrics.toxicity import is_toxic
@@ -68,11 +67,8 @@ def load_toxigen_docs(group: str) -> list[dict]:
     return docs
 
 
-def load_toxigen_gen(group: str, **metadata: Any):
-    """lm-eval `custom_dataset`; the toxicity scorer is checked here, before generation."""
-    docs = load_toxigen_docs(group)
-    _open.select_scorers(BENCHMARK, group, metadata)
-    return _kit.test_split(docs)
+# lm-eval `custom_dataset`; the toxicity scorer is checked when the task is built, before generation.
+load_toxigen_gen = _open.scored_dataset(load_toxigen_docs, name="load_toxigen_gen")
 
 
 def doc_to_text(doc: dict) -> str:
