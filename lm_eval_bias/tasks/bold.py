@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from pathlib import Path
 
 from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.tasks import _data, _kit, _open
@@ -65,17 +66,24 @@ def prompt_file(domain: str) -> str:
     return f"prompts/{domain}_prompt.json"
 
 
-def load_bold_docs(domain: str) -> list[dict]:
-    """All prompts of one domain, in upstream order (group, entity, prompt)."""
-    _kit.one_of(domain, DOMAINS, "BOLD domain")
-    path = _data.benchmark_file(BOLD, prompt_file(domain))
+def read_nested(relpath: str, item: str) -> tuple[Path, dict]:
+    """The path and content of one BOLD file: {group: {name: [<item>, ...]}} (prompts, or the
+    Wikipedia sentences that tasks/perplexity.py reads)."""
+    path = _data.benchmark_file(BOLD, relpath)
     try:
         nested = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise BiasEvalError(f"{path}: not valid JSON ({exc.msg}); use the upstream file") from None
     if not isinstance(nested, dict):
-        raise BiasEvalError(f"{path}: expected {{group: {{name: [prompt, ...]}}}}; use the "
+        raise BiasEvalError(f"{path}: expected {{group: {{name: [{item}, ...]}}}}; use the "
                             "upstream file")
+    return path, nested
+
+
+def load_bold_docs(domain: str) -> list[dict]:
+    """All prompts of one domain, in upstream order (group, entity, prompt)."""
+    _kit.one_of(domain, DOMAINS, "BOLD domain")
+    path, nested = read_nested(prompt_file(domain), "prompt")
     docs = []
     for group, entities in nested.items():
         for name, prompts in entities.items():

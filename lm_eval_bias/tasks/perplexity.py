@@ -10,12 +10,11 @@ perplexity, bits per byte).
 
 from __future__ import annotations
 
-import json
 import re
 
 from lm_eval_bias.errors import BiasEvalError
-from lm_eval_bias.tasks import _data, _kit
-from lm_eval_bias.tasks.bold import BOLD, DOMAINS
+from lm_eval_bias.tasks import _kit
+from lm_eval_bias.tasks.bold import DOMAINS, read_nested
 
 
 def wiki_file(domain: str) -> str:
@@ -35,14 +34,7 @@ def load_bold_wiki_docs(per_domain: int | None = None, unit: str = "entity") -> 
     _kit.one_of(unit, UNITS, "unit")
     docs = []
     for domain in DOMAINS:
-        path = _data.benchmark_file(BOLD, wiki_file(domain))
-        try:
-            nested = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise BiasEvalError(f"{path}: not valid JSON ({exc.msg}); use the upstream file") from None
-        if not isinstance(nested, dict):
-            raise BiasEvalError(f"{path}: expected {{group: {{name: [sentence, ...]}}}}; use the "
-                                "upstream file")
+        path, nested = read_nested(wiki_file(domain), "sentence")
         taken = 0
         for group, entities in nested.items():
             for name, sentences in entities.items():
