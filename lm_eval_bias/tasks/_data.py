@@ -31,6 +31,7 @@ by name; the module itself passes the object. The readers below parse what it re
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -38,11 +39,14 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from lm_eval_bias.errors import BiasEvalError
+
+T = TypeVar("T")
 
 DATA_DIR_ENV = "LM_EVAL_BIAS_DATA_DIR"
 CACHE_DIR_ENV = "LM_EVAL_BIAS_CACHE_DIR"
@@ -255,6 +259,27 @@ def _download(src: DataSource, relpath: str, *, optional: bool) -> Path | None:
     finally:
         tmp.unlink(missing_ok=True)
     return target
+
+
+def file_cache(maxsize: int) -> Callable[[Callable[[str], T]], Callable[[str | Path], T]]:
+    """Decorator of a reader `read(path: str)` that parses one file: its result is kept per
+    (path, modification time, size), for the `maxsize` files read last, so that every task of a
+    run parses a file once and a changed file is read again. The result is shared: do not change
+    it."""
+
+    def decorate(read: Callable[[str], T]) -> Callable[[str | Path], T]:
+        @functools.lru_cache(maxsize=maxsize)
+        def by_version(path: str, _mtime_ns: int, _size: int) -> T:
+            return read(path)
+
+        @functools.wraps(read)
+        def cached(path: str | Path) -> T:
+            stat = Path(path).stat()
+            return by_version(str(path), stat.st_mtime_ns, stat.st_size)
+
+        return cached
+
+    return decorate
 
 
 def _check_columns(path: Path, have: Sequence[str], required: Sequence[str], what: str) -> None:

@@ -24,7 +24,6 @@ absent, `derive_target_locs` computes it from `stereotyped_groups` and `answer_i
 
 from __future__ import annotations
 
-import functools
 import logging
 import re
 from collections import Counter, defaultdict
@@ -163,8 +162,8 @@ def _metadata_entry(path: str, recno: int, row: dict) -> tuple[int, int | None]:
     return eid, loc
 
 
-@functools.lru_cache(maxsize=4)
-def _read_metadata(path: str, _mtime_ns: int, _size: int) -> dict[str, dict[int, MetadataEntry]]:
+@_data.file_cache(maxsize=4)
+def read_metadata(path: str) -> dict[str, dict[int, MetadataEntry]]:
     """category -> example_id -> MetadataEntry, from additional_metadata.csv.
 
     Gender_identity has 64 (category, example_id) keys listed twice, differing only in
@@ -186,11 +185,6 @@ def _read_metadata(path: str, _mtime_ns: int, _size: int) -> dict[str, dict[int,
             )
         per_cat[eid] = MetadataEntry(loc, row["label_type"], 1 if seen is None else seen.n_rows + 1)
     return dict(out)
-
-
-def read_metadata(path: Path) -> dict[str, dict[int, MetadataEntry]]:
-    stat = Path(path).stat()
-    return _read_metadata(str(path), stat.st_mtime_ns, stat.st_size)
 
 
 def read_target_locs(path: Path) -> dict[str, dict[int, int | None]]:

@@ -19,10 +19,8 @@ Each doc is the upstream JSON record (`option`, `input`, `label`, `examples`) pl
 
 from __future__ import annotations
 
-import functools
 import random
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from lm_eval_bias.errors import BiasEvalError
@@ -89,8 +87,8 @@ def file_names(base_rate: str) -> tuple[str, str, str]:
     )
 
 
-@functools.lru_cache(maxsize=8)
-def _read_npy(path: str, _mtime_ns: int) -> list:
+@_data.file_cache(maxsize=8)
+def read_npy(path: str) -> list:
     import numpy as np
 
     try:
@@ -99,10 +97,6 @@ def _read_npy(path: str, _mtime_ns: int) -> list:
         raise BiasEvalError(
             f"{path}: not a NumPy array file ({exc}); use the unmodified upstream file"
         ) from None
-
-
-def read_npy(path: Path) -> list:
-    return _read_npy(str(path), Path(path).stat().st_mtime_ns)
 
 
 def build_docs(

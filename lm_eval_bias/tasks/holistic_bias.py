@@ -42,10 +42,8 @@ The subset (lm-eval `--metadata`, all optional):
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from lm_eval_bias.errors import BiasEvalError
@@ -115,8 +113,8 @@ SOURCE = _data.register_source(
 )
 
 
-@functools.lru_cache(maxsize=8)
-def _read_json(path: str, _mtime_ns: int, _size: int) -> Any:
+@_data.file_cache(maxsize=8)
+def _read_json(path: str) -> Any:
     try:
         with open(path, encoding="utf-8") as fh:
             return json.load(fh)
@@ -132,9 +130,7 @@ def read_component(version: str, name: str) -> Any:
             f"unknown HolisticBias version {version!r}; choose one of {', '.join(VERSIONS)} "
             f'(--metadata \'{{"hb_version": "v1.1"}}\')'
         )
-    path = Path(_data.benchmark_file(SOURCE, f"{version}/{name}.json"))
-    stat = path.stat()
-    return _read_json(str(path), stat.st_mtime_ns, stat.st_size)
+    return _read_json(_data.benchmark_file(SOURCE, f"{version}/{name}.json"))
 
 
 def article_for(word: str) -> str:

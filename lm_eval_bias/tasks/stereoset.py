@@ -24,7 +24,6 @@ per scored token, upstream's normalisation. The `*_char` metrics use log-likelih
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -52,8 +51,8 @@ SOURCE = _data.register_source(
 )
 
 
-@functools.lru_cache(maxsize=2)
-def _read(path: str, _mtime_ns: int, _size: int) -> dict:
+@_data.file_cache(maxsize=2)
+def _read(path: str) -> dict:
     try:
         with open(path, encoding="utf-8") as fh:
             data = json.load(fh)["data"]
@@ -68,8 +67,7 @@ def _read(path: str, _mtime_ns: int, _size: int) -> dict:
 def read_items(fmt: str) -> list[dict]:
     """Upstream items of one format ("intrasentence" / "intersentence"), in file order."""
     path = Path(_data.benchmark_file(SOURCE, DATA_FILE))
-    stat = path.stat()
-    data = _read(str(path), stat.st_mtime_ns, stat.st_size)
+    data = _read(path)
     if fmt not in data:
         raise BiasEvalError(f"{path} has no {fmt!r} section; use the unmodified upstream file")
     return data[fmt]
