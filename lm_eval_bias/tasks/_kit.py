@@ -18,7 +18,9 @@ from its YAML with `!function`:
   `_options.shown_order` / `_options.mark_permuted` (upstream's, or `permute_seed`'s).
 * `process_results(doc, results)`: for a likelihood task, `results` holds lm-eval's
   `(log-likelihood, is_greedy)` per request; `loglikelihoods(results)` reads the log-likelihoods
-  as floats. `first_argmax(values)` is the choice with the highest value, the first of ties (as
+  as floats; for a generation task, `generated_text(results)` is the text (an open-ended
+  task's scored continuations come from its filter instead: `_open.scored(results)`).
+  `first_argmax(values)` is the choice with the highest value, the first of ties (as
   numpy's `argmax`): the shown answer of most likelihood tasks. A benchmark whose upstream scores
   a tie otherwise keeps its own rule (BBQ: a tie for the top is no answer,
   `lm_eval_bias.metrics.bbq.predicted_choice`). The hook returns `emit(names, per_doc, record)`:
@@ -119,6 +121,12 @@ def loglikelihoods(results: Sequence) -> list[float]:
     """The log-likelihoods in lm-eval's likelihood results ((log-likelihood, is_greedy) pairs,
     or bare numbers), as floats, in request order."""
     return [float(r[0]) if isinstance(r, (tuple, list)) else float(r) for r in results]
+
+
+def generated_text(results: Sequence) -> str:
+    """The generated text in lm-eval's `generate_until` results (after the task's filters), as a
+    string; "" when there is none."""
+    return str(results[0]) if results else ""
 
 
 def first_argmax(values: Sequence[float]) -> int:

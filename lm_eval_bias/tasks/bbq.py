@@ -584,7 +584,6 @@ def process_results(doc: dict, results: Sequence) -> dict:
 
 def process_results_gen(doc: dict, results: Sequence) -> dict:
     """Generative variant: results hold the generated text (after lm-eval's filters)."""
-    response = results[0] if results else ""
-    pred = parse_answer(response if isinstance(response, str) else str(response), doc["choices"])
+    pred = parse_answer(_kit.generated_text(results), doc["choices"])
     per_doc, record = _record(doc, pred, lls=None)
     return _kit.emit(METRICS, per_doc, record)

@@ -61,7 +61,7 @@ def doc_to_target(doc: dict) -> str:
 def process_results(doc: dict, results) -> dict:
     """lm-eval's wikitext convention: (total log-likelihood, number of words / bytes) pairs, which
     its weighted_perplexity and bits_per_byte aggregations turn into corpus-level scores."""
-    (loglikelihood,) = results
+    (loglikelihood,) = _kit.loglikelihoods(results)
     text = doc["text"]
     words = len(re.split(r"\s+", text.strip()))
     n_bytes = len(text.encode("utf-8"))
