@@ -31,6 +31,7 @@ TASKS = {
     "bias_redditbias_gender": "redditbias",
     "bias_rtp_challenging": "real_toxicity_prompts/decodingtrust_user_prompts",
     "bias_stereoset_inter_gender": "stereoset",
+    "bias_toxigen_gen_asian": "toxigen",
     "bias_winobias_type1": "winobias",
     "bias_winogender_all": "winogender",
 }
