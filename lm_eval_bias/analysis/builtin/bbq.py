@@ -12,7 +12,9 @@ non-unknown answer, second non-unknown answer, the document's unknown answer]; `
 ``probs`` are the twelve options' softmax with the ten unknown phrasings summed. ``biased`` is
 that task's biased-answer count (the chosen option is in the document's ``biased_answers``, which
 its ``process_docs`` adds and lm-eval logs), so the report's s_DIS and s_AMB count what its
-``disamb_bias_score`` and ``amb_bias_score`` count. ``groups`` are the document's
+``disamb_bias_score`` and ``amb_bias_score`` count (one difference: where no answer is biased,
+lm-eval's score is 0, the report's is -1, or undefined without any non-unknown answer).
+``groups`` are the document's
 ``stereotyped_groups``; ``axis`` its ``category``.
 """
 
