@@ -148,9 +148,13 @@ def test_report_reads_builtin_runs_and_says_so(runs):
     report = build_report_from_folders([runs["ref"], runs["w3"]], n_boot=100)
     assert sum("records rebuilt" in n for n in report["notes"]) == 2
     bbq = next(t for t in report["tasks"] if t["task"] == "bbq")
-    accuracy = next(r for r in bbq["scores"] if r["metric"] == "accuracy")
-    lm_acc = read_run(runs["ref"]).results["results"]["bbq"]["acc,none"]
-    assert math.isclose(accuracy["values"]["c0"]["estimate"], lm_acc, abs_tol=1e-12)
+    rows = {r["metric"]: r for r in bbq["scores"] if r["source"] == "items"}
+    for cond, name in (("c0", "ref"), ("c1", "w3")):
+        theirs = read_run(runs[name]).results["results"]["bbq"]
+        for ours, metric in (("accuracy", "acc"), ("acc_amb", "accuracy_amb"),
+                             ("acc_disamb", "accuracy_disamb")):
+            assert math.isclose(rows[ours]["values"][cond]["estimate"],
+                                theirs[f"{metric},none"], abs_tol=1e-12), (cond, ours)
 
 
 def test_export_reads_builtin_runs(runs, tiny_llama_dir):
