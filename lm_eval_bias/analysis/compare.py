@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from lm_eval_bias._files import write_atomic
+from lm_eval_bias.analysis.builtin import rebuilt_note
 from lm_eval_bias.analysis.formatting import num, pct, quant_text
 from lm_eval_bias.analysis.output import (
     check_output_file,
@@ -227,6 +228,9 @@ def _run_lines(info: dict) -> tuple[str, str]:
     n_old = len(info.get("ignored_results_files") or [])
     if n_old:
         files += f" (newest; {n_old} older results file{'s' if n_old > 1 else ''} ignored)"
+    note = rebuilt_note(info.get("rebuilt") or {})
+    if note:
+        files += f" ({note})"
     return head, files
 
 

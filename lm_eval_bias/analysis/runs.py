@@ -48,6 +48,7 @@ try:  # optional: 2-3x faster parsing of the (large) sample lines; json is the f
 except ImportError:  # pragma: no cover - depends on the environment
     _orjson = None
 
+from lm_eval_bias.analysis import builtin, details_repo
 from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.metrics.uncertainty import normalized_entropies, uncertainty_bins
 from lm_eval_bias.record_schema import (
@@ -87,6 +88,9 @@ class Run:
     items: pd.DataFrame
     ignored_results_files: list[Path] = field(default_factory=list)
     skipped_tasks: dict[str, str] = field(default_factory=dict)
+    #: tasks of lm-eval's built-in bias tasks whose records were rebuilt -> family
+    #: (`lm_eval_bias.analysis.builtin`)
+    rebuilt: dict[str, str] = field(default_factory=dict)
 
     @property
     def config(self) -> dict:
@@ -162,7 +166,7 @@ class Run:
             "lm_eval_version": self.results.get("lm_eval_version"),
             "tasks": self.tasks,
             "skipped_tasks": dict(sorted(self.skipped_tasks.items())),
-        }
+        } | ({"rebuilt": dict(sorted(self.rebuilt.items()))} if self.rebuilt else {})
 
 
 def model_args_dict(model_args: Any) -> dict:
@@ -213,13 +217,13 @@ def _locate(path: Path) -> tuple[Path, list[Path]]:
             f"no results_*.json under {path}; give the --output_path folder of a finished "
             "lm_eval run"
         )
-    return found[-1], found[:-1]
+    return details_repo.locate_run(path, found)
 
 
 def _samples_files(results_file: Path, timestamp: str) -> dict[str, Path]:
     suffix = f"_{timestamp}.jsonl"
     out = {}
-    for p in sorted(results_file.parent.iterdir()):
+    for p in sorted(details_repo.samples_folder(results_file).iterdir()):
         name = p.name
         if p.is_file() and name.startswith("samples_") and name.endswith(suffix):
             task = name[len("samples_"):-len(suffix)]
@@ -471,11 +475,13 @@ def _lines(path: Path):
                 yield lineno, line
 
 
-def _read_samples(path: Path, task: str, cols: dict[str, list]) -> tuple[int, int]:
+def _read_samples(path: Path, task: str, cols: dict[str, list],
+                  rebuilder: builtin.Rebuilder | None = None) -> tuple[int, int]:
     """Append the rows of one samples file to `cols`; return (rows added, non-blank lines).
     0 rows from a non-empty file means: no line has a `bias_item` (not an lm-eval-bias task).
     Refuses mixed files, bad JSON, bytes that are not UTF-8, unknown versions and duplicate
-    (doc_id, filter), naming the line."""
+    (doc_id, filter), naming the line. With `rebuilder` (a task of lm-eval's built-in bias
+    tasks), each line without a `bias_item` gets the record rebuilt from its log."""
     seen: dict[tuple[int, str], int] = {}
     with_item = without_item = n_lines = first_without = 0
     rows: list[tuple] = []
@@ -484,6 +490,8 @@ def _read_samples(path: Path, task: str, cols: dict[str, list]) -> tuple[int, in
         where = f"{path}:{lineno}"
         rec = _parse_line(line, where)
         item = rec.get("bias_item")
+        if item is None and rebuilder is not None:
+            item = builtin.rebuild_sample(rebuilder, task, rec, where)
         if item is None:
             without_item += 1
             first_without = first_without or lineno
@@ -661,7 +669,7 @@ def _read_all_samples(samples: dict[str, Path]) -> tuple[dict[str, list], dict[s
     gc.disable()
     try:
         for task, file in sorted(samples.items()):
-            n_rows, n_lines = _read_samples(file, task, cols)
+            n_rows, n_lines = _read_samples(file, task, cols, builtin.rebuilder_for(task))
             if n_lines == 0:
                 empty.append(task)
                 skipped[task] = "empty samples file (no sample logged)"
@@ -692,7 +700,8 @@ def _check_not_empty(cols: dict[str, list], samples: dict[str, Path], empty: lis
         raise BiasEvalError(
             f"no sample in {results_file.parent} has a bias_item (tasks "
             f"{', '.join(sorted(t for t in samples if t not in empty))} are not lm-eval-bias "
-            "tasks); run lm-eval-bias tasks with --log_samples"
+            "tasks, nor lm-eval built-ins whose records can be rebuilt: "
+            f"{builtin.SUPPORTED}); run lm-eval-bias tasks with --log_samples"
         )
 
 
@@ -740,4 +749,6 @@ def read_run(path: str | Path) -> Run:
         items=items,
         ignored_results_files=older,
         skipped_tasks=skipped,
+        rebuilt={t: r.family for t in samples if t not in skipped
+                 and (r := builtin.rebuilder_for(t)) is not None},
     )

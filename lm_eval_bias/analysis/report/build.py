@@ -56,6 +56,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lm_eval_bias.analysis.builtin import rebuilt_note
 from lm_eval_bias.analysis.output import jsonable
 from lm_eval_bias.analysis.report.comparisons import comparisons_section
 from lm_eval_bias.analysis.report.conditions import (
@@ -98,7 +99,7 @@ def build_report(runs: list[Run], *, reference: int | None = None, n_boot: int =
             f"all {len(runs)} runs are the reference condition ({ref.label}); give at least one "
             "run of another precision or model to compare"
         )
-    notes: list[str] = []
+    notes: list[str] = [f"{r.results_file}: {rebuilt_note(r.rebuilt)}" for r in runs if r.rebuilt]
     paired = pair_conditions(runs, conds, allow_different_scorers, notes)
     tasks = tasks_section(runs, conds, paired, n_boot=n_boot, seed=seed, ci=ci)
     comparisons = comparisons_section(runs, conds, paired, tasks, alpha=alpha)
