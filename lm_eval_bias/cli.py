@@ -262,6 +262,8 @@ lm-eval-bias verify submission.json --runs runs/w4 runs/bf16 --rerun 20 --seed 1
 
         if args.rerun is not None and args.rerun < 1:
             raise BiasEvalError(f"--rerun takes a number of documents >= 1, got {args.rerun}")
+        if args.tolerance is not None and not args.tolerance >= 0:  # NaN too
+            raise BiasEvalError(f"--tolerance takes a number >= 0, got {args.tolerance}")
         res = verify_submission(args.submission, args.runs, weights=args.weights,
                                 reference_weights=args.reference_weights)
         for m in res.mismatches:

@@ -300,6 +300,9 @@ def rerun_side(side: str, run: Run, model: dict, chosen: dict[str, list[int]], *
     report = RerunReport(side=side, model=f"{name} {args.get('pretrained')}"
                          + (f" {quant}" if quant else ""),
                          n_items=sum(len(d) for d in chosen.values()))
+    if not model.get("pinned"):
+        report.notes.append(f"the model is not pinned to a commit: revision "
+                            f"{args.get('revision') or 'main'} as it is now was rerun")
     fresh = evaluate_items(name, args, run, chosen, device=device, batch_size=batch_size)
     compare_items(claimed_lines(run, chosen), fresh, tolerance, report)
     return report

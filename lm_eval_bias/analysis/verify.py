@@ -362,12 +362,21 @@ def _check_data_files(run, read_here: dict, res: Verification) -> None:
             Text("the SHA-256 of every data file the run read, as lm-eval-bias records it"),
             Text("no record in the results JSON" if recorded is None else "not an object")))
         return
-    for key in sorted(set(recorded) | set(read_here)):
-        rec = recorded.get(key)
-        rec_sha = rec.get("sha256") if isinstance(rec, dict) else _ABSENT
-        here = (read_here.get(key) or {}).get("sha256", _ABSENT)
-        diff(rec_sha, here, f"data_files[{json.dumps(key)}].sha256", res.mismatches,
+    claimed, here = _shas_by_file(recorded), _shas_by_file(read_here)
+    for name in sorted(set(claimed) | set(here)):
+        diff(claimed.get(name, _ABSENT), here.get(name, _ABSENT),
+             f"data_files[{json.dumps(name)}].sha256", res.mismatches,
              source=" (read by the installed tasks)")
+
+
+def _shas_by_file(files: dict) -> dict[str, Any]:
+    """file name (without the " [sample]" mark) -> its sha256 (a sorted list when one name was
+    read as two different files, e.g. a packaged sample and the full file)."""
+    out: dict[str, set] = {}
+    for key, entry in files.items():
+        sha = entry.get("sha256") if isinstance(entry, dict) else None
+        out.setdefault(str(key).removesuffix(" [sample]"), set()).add(str(sha))
+    return {k: (next(iter(v)) if len(v) == 1 else sorted(v)) for k, v in out.items()}
 
 
 def _check_installed_tasks(sub: dict, run, scans: dict, res: Verification) -> None:
