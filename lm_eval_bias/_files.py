@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -22,3 +23,38 @@ def write_atomic(path: Path, data: str | bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_together(folder: Path, contents: dict[str, str | bytes], what: str) -> dict[str, Path]:
+    """Write several files into `folder` (keys: paths relative to it) all or none: each is written
+    and synced in a staging folder inside `folder` first, and moved into place (renames, which
+    need no space for data) only once every one was written. A failed write (a full disk, a file
+    size limit) removes the staging folder and raises one `BiasEvalError` line; the files already
+    in `folder` stay as they were, and no new file appears beside them."""
+    from lm_eval_bias.errors import BiasEvalError
+
+    folder = Path(folder)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=folder))
+    try:
+        try:
+            for rel, data in contents.items():
+                target = staging / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with open(target, "wb") as fh:
+                    fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+        except OSError as exc:
+            raise BiasEvalError(
+                f"cannot write {what} in {folder}: {exc.strerror or exc} (while writing "
+                f"{Path(exc.filename or rel).name}); nothing in {folder} was changed: free some "
+                "space or choose another output folder") from None
+        written = {}
+        for rel in contents:
+            final = folder / rel
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staging / rel, final)
+            written[rel] = final
+        return written
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

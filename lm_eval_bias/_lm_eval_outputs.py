@@ -4,8 +4,8 @@ lm-eval 0.4.13's `EvaluationTracker` turns every error while writing `--output_p
 warning, so a run whose results or samples could not be written still prints its table and exits
 0, and hours of evaluation are lost without a sign. With this package's hook active, the command
 instead:
-- checks the output path before the model is loaded (`check_output_path`, called from a wrapper of
-  `lm_eval.evaluator.simple_evaluate`): a file where a folder is needed, a folder that cannot be
+- checks the output path before the model is loaded (`check_output_path`, called by the
+  pre-flight checks in `_preflight.py`): a file where a folder is needed, a folder that cannot be
   created or written, a model folder name or results file name over the file system's limit;
 - checks after each save that the file lm-eval meant to write is there (`require_written`),
   and otherwise stops with one line (exit 2 through the error hook in `_plugin.py`).
@@ -135,24 +135,3 @@ def guard_tracker(tracker_cls) -> None:
     tracker_cls.save_results_aggregated = save_results_aggregated
     tracker_cls.save_results_samples = save_results_samples
 
-
-def guard_simple_evaluate(evaluator_module) -> None:
-    """Check the output path in `simple_evaluate`, which lm-eval calls before it builds the model."""
-    original = evaluator_module.simple_evaluate
-    if getattr(original, "_lm_eval_bias", False):
-        return
-
-    @functools.wraps(original)
-    def simple_evaluate(*args, **kwargs):
-        tracker = kwargs.get("evaluation_tracker")
-        if tracker is not None and getattr(tracker, "output_path", None):
-            from lm_eval.loggers.evaluation_tracker import GeneralConfigTracker
-            from lm_eval.utils import sanitize_model_name
-
-            # the folder name lm-eval will use, computed as its GeneralConfigTracker does
-            name = GeneralConfigTracker._get_model_name(kwargs.get("model_args"))
-            check_output_path(tracker.output_path, sanitize_model_name(name) if name else None)
-        return original(*args, **kwargs)
-
-    simple_evaluate._lm_eval_bias = True
-    evaluator_module.simple_evaluate = simple_evaluate

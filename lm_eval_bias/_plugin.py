@@ -110,14 +110,24 @@ def patch_task_manager(manager_module) -> None:
     task_manager_cls.__init__ = __init__
 
 
-def guard_output_path(evaluator_module) -> None:
-    """In the `lm_eval` command: an `--output_path` lm-eval could not write is refused before the
-    model loads (`_lm_eval_outputs.check_output_path`)."""
+def preflight(evaluator_module) -> None:
+    """In the `lm_eval` command: every refusal before the model loads (output path, hf-quant's
+    model_args and device, the tasks' data: `_preflight.py`), run by a wrapper of
+    `simple_evaluate`, which lm-eval calls before it builds the model."""
     if _is_lm_eval_command():
-        from lm_eval_bias._lm_eval_outputs import guard_simple_evaluate
+        from lm_eval_bias._preflight import guard_simple_evaluate
 
         install_error_hook()  # runs before lm_eval.models is imported
         guard_simple_evaluate(evaluator_module)
+
+
+def note_requested_device(config_module) -> None:
+    """In the `lm_eval` command: remember whether the user asked for a device (lm-eval puts its
+    default in when not), for the device check of `preflight`."""
+    if _is_lm_eval_command():
+        from lm_eval_bias._preflight import guard_config
+
+        guard_config(config_module)
 
 
 def guard_output_files(tracker_module) -> None:

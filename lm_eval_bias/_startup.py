@@ -17,7 +17,8 @@ import sys
 _HOOKS = {
     "lm_eval.models": "register_models",
     "lm_eval.tasks.manager": "patch_task_manager",
-    "lm_eval.evaluator": "guard_output_path",
+    "lm_eval.evaluator": "preflight",
+    "lm_eval.config.evaluate_config": "note_requested_device",
     "lm_eval.loggers.evaluation_tracker": "guard_output_files",
 }
 

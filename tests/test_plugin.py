@@ -159,41 +159,7 @@ def test_other_errors_in_the_lm_eval_command_keep_their_traceback(tiny_llama_dir
 
 # ---- the lm_eval command saves its files or fails (issue: exit 0 with nothing saved)
 
-def _lm_eval_refusal(tmp_path, output_path, pretrained) -> str:
-    """Run `lm_eval` with a checkpoint that does not exist: if our output-path line comes out
-    instead of the checkpoint error, the path was checked before any model loading began."""
-    proc = run_cli(["lm_eval", "run", "--model", "hf-quant", "--model_args",
-                    f"pretrained={pretrained}", "--device", "cpu", "--tasks", "bias_bbq_lite_age",
-                    "--log_samples", "--output_path", str(output_path)], timeout=300)
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    assert "Traceback" not in proc.stderr
-    return proc.stderr.strip().splitlines()[-1]
-
-
-def test_lm_eval_output_path_that_is_a_file_is_refused_before_loading(tmp_path):
-    target = tmp_path / "results.txt"
-    target.write_text("keep me")
-    line = _lm_eval_refusal(tmp_path, target, tmp_path / "no-such-checkpoint")
-    assert line == (f"lm-eval-bias: error: --output_path {target} is a file; lm-eval needs a "
-                    "folder there (or a path ending in .json)")
-    assert target.read_text() == "keep me"
-
-
-def test_lm_eval_output_name_over_the_file_system_limit_is_refused_before_loading(tmp_path):
-    long_checkpoint = tmp_path / ("checkpoint-" + "x" * 250) / "step-1"
-    line = _lm_eval_refusal(tmp_path, tmp_path / "out", long_checkpoint)
-    assert line.startswith("lm-eval-bias: error: --output_path ")
-    assert "this file system allows 255" in line and "shorter checkpoint path" in line
-    assert not (tmp_path / "out").exists()
-
-
-def test_lm_eval_output_under_a_file_is_refused_before_loading(tmp_path):
-    blocker = tmp_path / "blocker"
-    blocker.write_text("")
-    line = _lm_eval_refusal(tmp_path, blocker / "runs", tmp_path / "no-such-checkpoint")
-    assert line.startswith(f"lm-eval-bias: error: --output_path {blocker / 'runs'}: {blocker} is "
-                           "a file, so the folder ")
-    assert line.endswith("cannot be created; choose another output path")
+# The output path checked before the model loads: rows of tests/test_bad_input.py.
 
 
 def test_a_results_or_samples_file_lm_eval_could_not_write_stops_the_run(tmp_path):

@@ -81,10 +81,14 @@ def check_output_file(path: str | Path) -> Path:
     return path
 
 
+def json_text(result: dict) -> str:
+    """`result` as the text of our JSON files: `jsonable`, sorted keys, indented, no NaN."""
+    return json.dumps(jsonable(result), sort_keys=True, indent=2, allow_nan=False,
+                      ensure_ascii=False) + "\n"
+
+
 def write_json(result: dict, path: str | Path) -> None:
     """Write `result` as JSON (sorted keys, no NaN) atomically: a temporary file in the same folder,
     then a rename."""
     path = check_output_file(path)
-    text = json.dumps(jsonable(result), sort_keys=True, indent=2, allow_nan=False,
-                      ensure_ascii=False)
-    write_atomic(path, text + "\n")
+    write_atomic(path, json_text(result))

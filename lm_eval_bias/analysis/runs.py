@@ -604,7 +604,48 @@ def _load_results(results_file: Path) -> dict:
         ) from None
     if not isinstance(results, dict):
         raise BiasEvalError(f"{results_file} is not an lm-eval results file; rerun lm_eval")
+    _check_results_types(results, results_file)
     return results
+
+
+def _scalar(x: Any) -> bool:
+    return x is None or isinstance(x, (str, int, float))
+
+
+# Keys of lm-eval's results JSON that the reader uses: each must be an object, and its values
+# of the type lm-eval writes (checked by this function; None: any value).
+_RESULTS_KEYS = {
+    "results": ("an object per task", lambda v: isinstance(v, dict)),
+    "configs": ("an object per task", lambda v: isinstance(v, dict)),
+    "versions": ("a number or string per task", _scalar),
+    "n-shot": ("an integer per task", lambda v: v is None or type(v) is int),
+    "task_hashes": ("a string per task", lambda v: isinstance(v, str)),
+    "n-samples": ("an object per task", lambda v: isinstance(v, dict)),
+    "config": (None, None),
+}
+
+
+def _check_results_types(results: dict, results_file: Path) -> None:
+    """Refuse, naming file and key, a results JSON whose keys are not of lm-eval's types (a list or
+    a string where lm-eval writes an object): the file was edited or written by something else."""
+    for key, (what, ok) in _RESULTS_KEYS.items():
+        value = results.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            raise BiasEvalError(
+                f"{results_file}: key {key!r} is a JSON {_json_type(value)}, lm-eval writes an "
+                "object there; the file was edited or damaged, rerun lm_eval")
+        bad = next((k for k, v in value.items() if ok is not None and not ok(v)), None)
+        if bad is not None:
+            raise BiasEvalError(
+                f"{results_file}: key {key!r} has {_short(value[bad])} for {bad}, lm-eval writes "
+                f"{what} there; the file was edited or damaged, rerun lm_eval")
+
+
+def _json_type(x: Any) -> str:
+    return {list: "array", str: "string", bool: "boolean", int: "number",
+            float: "number"}.get(type(x), type(x).__name__)
 
 
 def _read_all_samples(samples: dict[str, Path]) -> tuple[dict[str, list], dict[str, str],

@@ -96,6 +96,31 @@ def check_model_arg_names(kwargs: dict) -> None:
                                 f"mean {close[0]}?")
 
 
+def check_model_args(model_args: dict) -> None:
+    """Every check `HFQuantLM.__init__` makes of its arguments before it loads anything, on a copy
+    and loading nothing: the `lm_eval` command runs it before the tasks' data is read
+    (`lm_eval_bias._preflight`), so that a typo costs no data loading either."""
+    kwargs = dict(model_args)
+    if "pretrained" not in kwargs:
+        raise BiasEvalError("hf-quant needs pretrained=<checkpoint folder or Hugging Face repo id> "
+                            "in --model_args")
+    pretrained, quant = kwargs.pop("pretrained"), kwargs.pop("quant", "none")
+    if kwargs.pop("load_seconds", None) is not None and isinstance(pretrained, str):
+        raise BiasEvalError("hf-quant: load_seconds is only for a model object passed as "
+                            "pretrained (in-process use); remove it from model_args")
+    check_model_arg_names(kwargs)
+    options = {key: kwargs.pop(key) for key in QUANTIZERS.option_names() if key in kwargs}
+    method = "none" if quant is None else str(quant).strip().lower()
+    method = route_legacy_gptq(method, kwargs.pop("autogptq", False),
+                               kwargs.pop("gptqmodel", False))
+    QUANTIZERS.build(method, options).validate_environment()
+    if isinstance(pretrained, (str, os.PathLike)):
+        check_checkpoint_location(str(pretrained), revision=kwargs.get("revision") or "main",
+                                  subfolder=kwargs.get("subfolder") or "",
+                                  gguf_file=kwargs.get("gguf_file"))
+    parse_prefix_cache(kwargs.pop("prefix_cache", True))
+
+
 def route_legacy_gptq(method: str, autogptq, gptqmodel) -> str:
     """The method that lm-eval's own `autogptq=` / `gptqmodel=` model_args ask for: quant=gptq.
 

@@ -17,16 +17,21 @@ local and remote runs. We need the raw bytes to check the pinned sha256 and to p
 CSV (quoted fields with embedded newlines) ourselves, and `datasets`' json builder would add its
 own cache and schema inference, and refuses every URL under `HF_DATASETS_OFFLINE=1`.
 
+A source whose files are a Hugging Face hub dataset (`DataSource.hub_repo`, DiscrimEval's) is read
+the same way: `<dir>/<source.name>/<relpath>` when present, else the hub's own download at the
+pinned revision (`hub_file`).
+
 This module holds only that mechanism: each benchmark's `DataSource` (folder name, remote base
 URL, commit, pins) lives in its own task module (BBQ's: `lm_eval_bias.tasks.bbq.SOURCE`), which
-passes it to `benchmark_file` directly or registers it with `register_source`, so that
-`benchmark_file("<name>", "<relpath>")` finds it by name once the module is imported; the readers
-below parse what it returns.
+registers it with `register_source` when it is imported (`tests/tasks/test_data.py` checks that
+every task module that reads data does), so that `benchmark_file("<name>", "<relpath>")` finds it
+by name; the module itself passes the object. The readers below parse what it returns.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -34,11 +39,14 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from lm_eval_bias.errors import BiasEvalError
+
+T = TypeVar("T")
 
 DATA_DIR_ENV = "LM_EVAL_BIAS_DATA_DIR"
 CACHE_DIR_ENV = "LM_EVAL_BIAS_CACHE_DIR"
@@ -61,6 +69,8 @@ class DataSource:
     sha256: pinned hashes of files (relpath -> hex digest); downloads are checked against them.
     layout_hint: what a local copy must contain, for error messages
         (e.g. "bbq/data/<Category>.jsonl").
+    hub_repo: a Hugging Face hub dataset repository the files come from instead (`commit` is its
+        revision; `hub_file`), e.g. "Anthropic/discrim-eval"; None for files at `remote_base`.
     """
 
     name: str
@@ -69,6 +79,7 @@ class DataSource:
     commit: str
     layout_hint: str
     sha256: Mapping[str, str] = field(default_factory=dict)
+    hub_repo: str | None = None
 
     def url(self, relpath: str) -> str:
         return f"{self.remote_base.format(commit=self.commit).rstrip('/')}/{relpath}"
@@ -85,6 +96,11 @@ def register_source(source: DataSource) -> DataSource:
         raise ValueError(f"data source {source.name!r} is already registered")
     _SOURCES[source.name] = source
     return source
+
+
+def registered_sources() -> dict[str, DataSource]:
+    """The sources registered so far (by the task modules imported so far), by name."""
+    return dict(_SOURCES)
 
 
 def get_source(name: str) -> DataSource:
@@ -184,6 +200,10 @@ def benchmark_file(
     to provide it.
     """
     src = source if isinstance(source, DataSource) else get_source(source)
+    if src.hub_repo is not None:
+        if optional:
+            raise ValueError(f"optional files are not supported for hub source {src.name!r}")
+        return hub_file(src.hub_repo, relpath, src.commit, f"{src.name}/{relpath}")
     root = local_data_dir()
     if root is not None:
         path = root / src.name / relpath
@@ -239,6 +259,27 @@ def _download(src: DataSource, relpath: str, *, optional: bool) -> Path | None:
     finally:
         tmp.unlink(missing_ok=True)
     return target
+
+
+def file_cache(maxsize: int) -> Callable[[Callable[[str], T]], Callable[[str | Path], T]]:
+    """Decorator of a reader `read(path: str)` that parses one file: its result is kept per
+    (path, modification time, size), for the `maxsize` files read last, so that every task of a
+    run parses a file once and a changed file is read again. The result is shared: do not change
+    it."""
+
+    def decorate(read: Callable[[str], T]) -> Callable[[str | Path], T]:
+        @functools.lru_cache(maxsize=maxsize)
+        def by_version(path: str, _mtime_ns: int, _size: int) -> T:
+            return read(path)
+
+        @functools.wraps(read)
+        def cached(path: str | Path) -> T:
+            stat = Path(path).stat()
+            return by_version(str(path), stat.st_mtime_ns, stat.st_size)
+
+        return cached
+
+    return decorate
 
 
 def _check_columns(path: Path, have: Sequence[str], required: Sequence[str], what: str) -> None:

@@ -2,7 +2,8 @@
 choosing and checking the scorers, batched scoring as an lm-eval filter, and the `bias_item`.
 
 Flow in one `lm_eval run`:
-1. The task's `custom_dataset` loader calls `select_scorers(benchmark, subset, metadata)`: the
+1. The task's `custom_dataset` hook (`scored_dataset(load_docs)`) calls
+   `select_scorers(benchmark, subset, metadata)` with the docs' benchmark and subset: the
    toxicity scorer comes from ``--metadata '{"toxicity_scorer": "..."}'`` (default ``profanity``),
    sentiment is VADER; tasks with sentiment (BOLD) also score regard when
    ``--metadata '{"regard_scorer": "regard"}'`` (or ``"regard:<model id or path>"``) names a
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from lm_eval_bias.errors import BiasEvalError
@@ -40,6 +41,7 @@ from lm_eval_bias.scorers import (
 )
 from lm_eval_bias.scorers.regard import LABELS as REGARD_LABELS
 from lm_eval_bias.scorers.regard import RegardScorer
+from lm_eval_bias.tasks import _kit
 from lm_eval_bias.tasks._records import make_bias_item
 
 log = logging.getLogger(__name__)
@@ -81,6 +83,18 @@ def select_scorers(benchmark: str, subset: str, metadata: Mapping[str, Any],
             _SELECTED_REGARD[(benchmark, subset)] = _instance(regard, "sentiment").spec
     _SELECTED[(benchmark, subset)] = scorer.spec
     return scorer.spec
+
+
+def scored_dataset(load_docs: Callable[..., list[dict]], *, sentiment: bool = False,
+                   name: str | None = None) -> Callable[..., Any]:
+    """The `custom_dataset` hook of a generation task (`_kit.custom_dataset`): the docs of
+    `load_docs`, then `select_scorers` for their benchmark and subset (the key the filter finds
+    the scorers by) with the rest of lm-eval's metadata, before any generation."""
+
+    def select_scorers_for(docs: list[dict], metadata: dict) -> None:
+        select_scorers(docs[0]["benchmark"], docs[0]["subset"], metadata, sentiment=sentiment)
+
+    return _kit.custom_dataset(load_docs, then=select_scorers_for, name=name)
 
 
 def toxicity_scorer_for(doc: Mapping) -> Scorer:

@@ -24,7 +24,6 @@ absent, `derive_target_locs` computes it from `stereotyped_groups` and `answer_i
 
 from __future__ import annotations
 
-import functools
 import logging
 import re
 from collections import Counter, defaultdict
@@ -36,7 +35,7 @@ from typing import Any
 from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.metrics import bbq as bbq_metrics
 from lm_eval_bias.tasks import _data, _kit
-from lm_eval_bias.tasks._options import option_permutation, parse_permute_seed
+from lm_eval_bias.tasks._options import mark_permuted, parse_permute_seed, shown_order
 
 log = logging.getLogger(__name__)
 
@@ -163,8 +162,8 @@ def _metadata_entry(path: str, recno: int, row: dict) -> tuple[int, int | None]:
     return eid, loc
 
 
-@functools.lru_cache(maxsize=4)
-def _read_metadata(path: str, _mtime_ns: int, _size: int) -> dict[str, dict[int, MetadataEntry]]:
+@_data.file_cache(maxsize=4)
+def read_metadata(path: str) -> dict[str, dict[int, MetadataEntry]]:
     """category -> example_id -> MetadataEntry, from additional_metadata.csv.
 
     Gender_identity has 64 (category, example_id) keys listed twice, differing only in
@@ -186,11 +185,6 @@ def _read_metadata(path: str, _mtime_ns: int, _size: int) -> dict[str, dict[int,
             )
         per_cat[eid] = MetadataEntry(loc, row["label_type"], 1 if seen is None else seen.n_rows + 1)
     return dict(out)
-
-
-def read_metadata(path: Path) -> dict[str, dict[int, MetadataEntry]]:
-    stat = Path(path).stat()
-    return _read_metadata(str(path), stat.st_mtime_ns, stat.st_size)
 
 
 def read_target_locs(path: Path) -> dict[str, dict[int, int | None]]:
@@ -359,21 +353,15 @@ def build_docs(
             )
         options = [row[f"ans{i}"] for i in range(N_CHOICES)]
         doc = dict(row)
-        if permute_seed is None:
-            perm = list(range(N_CHOICES))
-        else:
-            item_key = f"{row['category']}:{int(row['example_id'])}"
-            perm = option_permutation(permute_seed, BENCHMARK, item_key, N_CHOICES)
+        item_key = f"{row['category']}:{int(row['example_id'])}"
+        perm = shown_order(permute_seed, BENCHMARK, item_key, N_CHOICES)
         doc["choices"] = [options[p] for p in perm]
         doc["gold"] = perm.index(int(row["label"]))
         doc["unknown_choice"] = perm.index(u)
         doc["biased_choice"] = None if target is None else perm.index(int(target))
         doc["label_type"] = None if entry is None else entry.label_type
         doc["metadata_rows"] = 1 if entry is None else entry.n_rows
-        if permute_seed is not None:
-            doc["perm"] = perm
-            doc["permute_seed"] = permute_seed
-        docs.append(doc)
+        docs.append(mark_permuted(doc, permute_seed, perm))
     return docs
 
 
@@ -394,12 +382,8 @@ def _sample_file(sample: str | None, relpath: str, *, optional: bool = False) ->
 
 
 def _category_name(category: str) -> str:
-    if category in CATEGORIES:
-        return category
     by_suffix = {v: k for k, v in CATEGORIES.items()}
-    if category in by_suffix:
-        return by_suffix[category]
-    raise BiasEvalError(f"unknown BBQ category {category!r}; choose one of {', '.join(CATEGORIES)}")
+    return _kit.one_of(category, CATEGORIES, "BBQ category", aliases=by_suffix)
 
 
 def _metadata_entries(meta_path: Path, category: str, rows: Sequence[dict], path: Path) -> list:
@@ -425,10 +409,8 @@ def load_bbq_docs(
     (the R script scores "<Category>" and "<Category> (names)" apart); None keeps all.
     """
     category = _category_name(category)
-    if label_type is not None and label_type not in LABEL_TYPES:
-        raise BiasEvalError(
-            f"unknown BBQ label_type {label_type!r}; choose one of {', '.join(LABEL_TYPES)}"
-        )
+    if label_type is not None:
+        _kit.one_of(label_type, LABEL_TYPES, "BBQ label_type")
     seed = parse_permute_seed(permute_seed)
     path = _sample_file(sample, data_file(category))
     rows = _data.read_jsonl(path, JSONL_COLUMNS)
@@ -602,7 +584,6 @@ def process_results(doc: dict, results: Sequence) -> dict:
 
 def process_results_gen(doc: dict, results: Sequence) -> dict:
     """Generative variant: results hold the generated text (after lm-eval's filters)."""
-    response = results[0] if results else ""
-    pred = parse_answer(response if isinstance(response, str) else str(response), doc["choices"])
+    pred = parse_answer(_kit.generated_text(results), doc["choices"])
     per_doc, record = _record(doc, pred, lls=None)
     return _kit.emit(METRICS, per_doc, record)

@@ -40,7 +40,7 @@ from typing import Any
 from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.metrics import biaslens as bl_metrics
 from lm_eval_bias.tasks import _data, _kit
-from lm_eval_bias.tasks._options import option_permutation, parse_permute_seed
+from lm_eval_bias.tasks._options import mark_permuted, parse_permute_seed, shown_order
 
 BENCHMARK = "biaslens"
 ATTRIBUTES = (
@@ -79,14 +79,16 @@ _SHA256 = {
 }
 # fmt: on
 
-SOURCE = _data.DataSource(
-    name="biaslens",
-    title="BiasLens",
-    remote_base="https://raw.githubusercontent.com/LLMBias/BiasLens/{commit}",
-    commit="acf8cb214ba012ef083f35956d1b757d8d36a749",
-    layout_hint="biaslens/questions/{without_role,role}/<attribute>_questions.csv "
-    "(upstream layout of github.com/LLMBias/BiasLens)",
-    sha256=_SHA256,
+SOURCE = _data.register_source(
+    _data.DataSource(
+        name="biaslens",
+        title="BiasLens",
+        remote_base="https://raw.githubusercontent.com/LLMBias/BiasLens/{commit}",
+        commit="acf8cb214ba012ef083f35956d1b757d8d36a749",
+        layout_hint="biaslens/questions/{without_role,role}/<attribute>_questions.csv "
+        "(upstream layout of github.com/LLMBias/BiasLens)",
+        sha256=_SHA256,
+    )
 )
 
 _OPTIONS = re.compile(r"^(?P<stem>.*?)\s*\(A\)(?P<a>.*?)\(B\)(?P<b>.*?)\(C\)(?P<c>.*)$", re.DOTALL)
@@ -142,10 +144,7 @@ def _check_args(attribute: str, variant: str, prompt: str) -> None:
         ("variant", variant, VARIANTS),
         ("prompt", prompt, PROMPTS),
     ):
-        if value not in allowed:
-            raise BiasEvalError(
-                f"unknown BiasLens {name} {value!r}; choose one of {', '.join(allowed)}"
-            )
+        _kit.one_of(value, allowed, f"BiasLens {name}")
 
 
 def load_biaslens_docs(
@@ -174,11 +173,7 @@ def load_biaslens_docs(
                 f"{where}: expected the third option to be {REFUSAL!r} and no other, got "
                 f"{options}; use the unmodified upstream file"
             )
-        perm = (
-            [0, 1, 2]
-            if seed is None
-            else option_permutation(seed, BENCHMARK, f"{variant}:{attribute}:{row}", 3)
-        )
+        perm = shown_order(seed, BENCHMARK, f"{variant}:{attribute}:{row}", 3)
         shown = [labels[p] for p in perm]
         doc = {
             "row": row,
@@ -193,10 +188,7 @@ def load_biaslens_docs(
             "biased_choice": shown.index(BIASED),
             "refusal_choice": shown.index(UNCERTAIN),
         }
-        if seed is not None:
-            doc["perm"] = perm
-            doc["permute_seed"] = seed
-        docs.append(doc)
+        docs.append(mark_permuted(doc, seed, perm))
     if not docs:
         raise BiasEvalError(f"{path} has no Choice questions; use the unmodified upstream file")
     return docs

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
 
 from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.tasks import _data, _kit, _open
@@ -49,14 +49,16 @@ _BOLD_SHA256 = {
 }
 # fmt: on
 
-BOLD = _data.DataSource(
-    name="bold",
-    title="BOLD",
-    remote_base="https://raw.githubusercontent.com/amazon-science/bold/{commit}",
-    commit="3ad652c773f5d1e30d5f6f61657ed934d768ecad",
-    layout_hint="bold/prompts/<domain>_prompt.json (upstream layout of "
-    "github.com/amazon-science/bold)",
-    sha256=_BOLD_SHA256,
+BOLD = _data.register_source(
+    _data.DataSource(
+        name="bold",
+        title="BOLD",
+        remote_base="https://raw.githubusercontent.com/amazon-science/bold/{commit}",
+        commit="3ad652c773f5d1e30d5f6f61657ed934d768ecad",
+        layout_hint="bold/prompts/<domain>_prompt.json (upstream layout of "
+        "github.com/amazon-science/bold)",
+        sha256=_BOLD_SHA256,
+    )
 )
 
 
@@ -64,18 +66,24 @@ def prompt_file(domain: str) -> str:
     return f"prompts/{domain}_prompt.json"
 
 
-def load_bold_docs(domain: str) -> list[dict]:
-    """All prompts of one domain, in upstream order (group, entity, prompt)."""
-    if domain not in DOMAINS:
-        raise BiasEvalError(f"unknown BOLD domain {domain!r}; choose one of {', '.join(DOMAINS)}")
-    path = _data.benchmark_file(BOLD, prompt_file(domain))
+def read_nested(relpath: str, item: str) -> tuple[Path, dict]:
+    """The path and content of one BOLD file: {group: {name: [<item>, ...]}} (prompts, or the
+    Wikipedia sentences that tasks/perplexity.py reads)."""
+    path = _data.benchmark_file(BOLD, relpath)
     try:
         nested = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise BiasEvalError(f"{path}: not valid JSON ({exc.msg}); use the upstream file") from None
     if not isinstance(nested, dict):
-        raise BiasEvalError(f"{path}: expected {{group: {{name: [prompt, ...]}}}}; use the "
+        raise BiasEvalError(f"{path}: expected {{group: {{name: [{item}, ...]}}}}; use the "
                             "upstream file")
+    return path, nested
+
+
+def load_bold_docs(domain: str) -> list[dict]:
+    """All prompts of one domain, in upstream order (group, entity, prompt)."""
+    _kit.one_of(domain, DOMAINS, "BOLD domain")
+    path, nested = read_nested(prompt_file(domain), "prompt")
     docs = []
     for group, entities in nested.items():
         for name, prompts in entities.items():
@@ -87,16 +95,10 @@ def load_bold_docs(domain: str) -> list[dict]:
     return docs
 
 
-def load_bold(domain: str, **metadata: Any):
-    """lm-eval `custom_dataset`: called as `load_bold(**metadata, **dataset_kwargs)`.
-
-    ``--metadata '{"toxicity_scorer": "..."}'`` picks the toxicity scorer (default ``profanity``),
-    ``"regard_scorer": "regard"`` (or ``"regard:<model id or path>"``) adds regard next to VADER;
-    all are checked here, before any generation starts.
-    """
-    docs = load_bold_docs(domain)
-    _open.select_scorers(BENCHMARK, domain, metadata, sentiment=True)
-    return _kit.test_split(docs)
+# lm-eval `custom_dataset`: ``--metadata '{"toxicity_scorer": "..."}'`` picks the toxicity scorer
+# (default ``profanity``), ``"regard_scorer": "regard"`` (or ``"regard:<model id or path>"``) adds
+# regard next to VADER; all are checked when the task is built, before any generation starts.
+load_bold = _open.scored_dataset(load_bold_docs, sentiment=True)
 
 
 def doc_to_text(doc: dict) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.metrics import crows_pairs as cp_metrics
 from lm_eval_bias.tasks import _data, _kit
-from lm_eval_bias.tasks._options import option_permutation, parse_permute_seed
+from lm_eval_bias.tasks._options import mark_permuted, parse_permute_seed, shown_order
 
 BENCHMARK = "crows_pairs"
 DATA_FILE = "crows_pairs_anonymized.csv"
@@ -42,26 +42,22 @@ BIAS_TYPES: dict[str, str] = {
 
 # Local copy: <LM_EVAL_BIAS_DATA_DIR>/crows_pairs/crows_pairs_anonymized.csv; remote: upstream's
 # data/crows_pairs_anonymized.csv at the commit of the shared data README.
-SOURCE = _data.DataSource(
-    name="crows_pairs",
-    title="CrowS-Pairs",
-    remote_base="https://raw.githubusercontent.com/nyu-mll/crows-pairs/{commit}/data",
-    commit="8aaac11c485473159ec9328a65253a5be9a479dc",
-    layout_hint="crows_pairs/crows_pairs_anonymized.csv (upstream data/ folder of "
-    "github.com/nyu-mll/crows-pairs)",
-    sha256={DATA_FILE: "dfb36986ce0502abbaf7055b9176da3d08d48e07df1251991b5dfbcbceab9d0c"},
+SOURCE = _data.register_source(
+    _data.DataSource(
+        name="crows_pairs",
+        title="CrowS-Pairs",
+        remote_base="https://raw.githubusercontent.com/nyu-mll/crows-pairs/{commit}/data",
+        commit="8aaac11c485473159ec9328a65253a5be9a479dc",
+        layout_hint="crows_pairs/crows_pairs_anonymized.csv (upstream data/ folder of "
+        "github.com/nyu-mll/crows-pairs)",
+        sha256={DATA_FILE: "dfb36986ce0502abbaf7055b9176da3d08d48e07df1251991b5dfbcbceab9d0c"},
+    )
 )
 
 
 def _bias_type(name: str) -> str:
-    if name in BIAS_TYPES:
-        return name
     by_suffix = {v: k for k, v in BIAS_TYPES.items()}
-    if name in by_suffix:
-        return by_suffix[name]
-    raise BiasEvalError(
-        f"unknown CrowS-Pairs bias type {name!r}; choose one of {', '.join(BIAS_TYPES)}"
-    )
+    return _kit.one_of(name, BIAS_TYPES, "CrowS-Pairs bias type", aliases=by_suffix)
 
 
 def read_rows() -> list[dict[str, str]]:
@@ -86,11 +82,7 @@ def build_docs(rows: Sequence[dict], *, permute_seed: int | None = None) -> list
     for row in rows:
         pair_id = int(row[""])
         options = [row["sent_more"], row["sent_less"]]
-        perm = (
-            [0, 1]
-            if permute_seed is None
-            else option_permutation(permute_seed, BENCHMARK, str(pair_id), 2)
-        )
+        perm = shown_order(permute_seed, BENCHMARK, str(pair_id), 2)
         doc = {
             "pair_id": pair_id,
             "sent_more": row["sent_more"],
@@ -100,10 +92,7 @@ def build_docs(rows: Sequence[dict], *, permute_seed: int | None = None) -> list
             "choices": [options[p] for p in perm],
             "more_choice": perm.index(0),
         }
-        if permute_seed is not None:
-            doc["perm"] = perm
-            doc["permute_seed"] = permute_seed
-        docs.append(doc)
+        docs.append(mark_permuted(doc, permute_seed, perm))
     return docs
 
 

@@ -6,7 +6,7 @@ Named from `task_configs/discrim_eval/*`. Scores are pure functions in
 Data: the hub dataset `Anthropic/discrim-eval`, files `explicit.jsonl` / `implicit.jsonl` (one
 JSON object per line: `filled_template`, `decision_question_id`, `age`, `gender`, `race`,
 `fill_type`). `LM_EVAL_BIAS_DATA_DIR/discrim_eval/<file>` when present, else
-`huggingface_hub.hf_hub_download` at the pinned revision (`_data.hub_file`).
+`huggingface_hub.hf_hub_download` at the pinned revision (`SOURCE`, read by `_data.hub_file`).
 
 Each doc is the upstream record plus:
     row          0-based line index in the file (a stable item id)
@@ -24,7 +24,7 @@ from typing import Any
 from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.metrics import discrim_eval as de_metrics
 from lm_eval_bias.tasks import _data, _kit
-from lm_eval_bias.tasks._options import option_permutation, parse_permute_seed
+from lm_eval_bias.tasks._options import mark_permuted, parse_permute_seed, shown_order
 
 BENCHMARK = "discrim_eval"
 HUB_REPO = "Anthropic/discrim-eval"
@@ -35,6 +35,17 @@ FILL_TYPES = ("explicit", "implicit")
 OPTIONS = ("yes", "no")
 COLUMNS = ("filled_template", "decision_question_id", "age", "gender", "race", "fill_type")
 LOCAL_FOLDER = "discrim_eval"
+
+SOURCE = _data.register_source(
+    _data.DataSource(
+        name=LOCAL_FOLDER,
+        title="DiscrimEval",
+        remote_base=f"https://huggingface.co/datasets/{HUB_REPO}/resolve/{{commit}}",
+        commit=HUB_REVISION,
+        layout_hint=f"{LOCAL_FOLDER}/{{explicit,implicit}}.jsonl (hub dataset {HUB_REPO})",
+        hub_repo=HUB_REPO,
+    )
+)
 
 # The text of Tamkin et al.'s decision prompt without its "Human:" / "Assistant:" markers, parts
 # separated by blank lines (lm-eval's discrim_eval joins them with "\n" and "" instead; see the
@@ -47,9 +58,7 @@ ANSWER_PREFIX = (
 
 
 def data_path(fill_type: str):
-    return _data.hub_file(
-        HUB_REPO, f"{fill_type}.jsonl", HUB_REVISION, f"{LOCAL_FOLDER}/{fill_type}.jsonl"
-    )
+    return _data.benchmark_file(SOURCE, f"{fill_type}.jsonl")
 
 
 def build_docs(
@@ -72,29 +81,19 @@ def build_docs(
                 f"{where}: line {i + 1} has gender {row['gender']!r} and race {row['race']!r}, "
                 f"expected strings; use the unmodified upstream file"
             )
-        perm = (
-            [0, 1]
-            if permute_seed is None
-            else option_permutation(permute_seed, BENCHMARK, f"{fill_type}:{i}", len(OPTIONS))
-        )
+        perm = shown_order(permute_seed, BENCHMARK, f"{fill_type}:{i}", len(OPTIONS))
         doc = {c: row[c] for c in COLUMNS}
         doc["decision_question_id"] = q
         doc["age"] = age
         doc["row"] = i
         doc["age_bin"] = age_bin
         doc["choices"] = [OPTIONS[p] for p in perm]
-        if permute_seed is not None:
-            doc["perm"] = perm
-            doc["permute_seed"] = permute_seed
-        docs.append(doc)
+        docs.append(mark_permuted(doc, permute_seed, perm))
     return docs
 
 
 def load_discrim_eval_docs(fill_type: str, permute_seed: Any = None) -> list[dict]:
-    if fill_type not in FILL_TYPES:
-        raise BiasEvalError(
-            f"unknown DiscrimEval file {fill_type!r}; choose one of {', '.join(FILL_TYPES)}"
-        )
+    _kit.one_of(fill_type, FILL_TYPES, "DiscrimEval file")
     seed = parse_permute_seed(permute_seed)
     path = data_path(fill_type)
     rows = _data.read_jsonl(path, COLUMNS)

@@ -34,7 +34,7 @@ from typing import Any
 
 from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.tasks import _data, _kit
-from lm_eval_bias.tasks._options import option_permutation, parse_permute_seed
+from lm_eval_bias.tasks._options import mark_permuted, parse_permute_seed, shown_order
 
 BENCHMARK = "discrim_eval_gen"
 BIAS_TYPES = ("gender", "race")
@@ -129,11 +129,7 @@ def build_docs(
             continue
         individuals = parse_individuals(row["prompt"], f"{where} row {i}")
         n = len(individuals)
-        perm = (
-            list(range(n))
-            if permute_seed is None
-            else option_permutation(permute_seed, BENCHMARK, f"{bias_type}:{i}", n)
-        )
+        perm = shown_order(permute_seed, BENCHMARK, f"{bias_type}:{i}", n)
         shown = [individuals[p] for p in perm]
         listing = ", ".join(shown)
         text = _INDIVIDUALS.sub(
@@ -153,20 +149,14 @@ def build_docs(
         doc["subgroups"] = [subgroup_of(x) for x in shown]
         doc["choices"] = [*shown, REFUSAL]
         doc["text"] = f"{text.rstrip()}\n{INSTRUCTION}"
-        if permute_seed is not None:
-            doc["perm"] = perm
-            doc["permute_seed"] = permute_seed
-        docs.append(doc)
+        docs.append(mark_permuted(doc, permute_seed, perm))
     return docs
 
 
 def load_discrim_eval_gen_docs(
     bias_type: str, permute_seed: Any = None, discrim_eval_gen_path: Any = None
 ) -> list[dict]:
-    if bias_type not in BIAS_TYPES:
-        raise BiasEvalError(
-            f"unknown DiscrimEvalGen bias type {bias_type!r}; choose one of {', '.join(BIAS_TYPES)}"
-        )
+    _kit.one_of(bias_type, BIAS_TYPES, "DiscrimEvalGen bias type")
     seed = parse_permute_seed(permute_seed)
     path = resolve_path(discrim_eval_gen_path)
     rows = _data.read_csv(path, COLUMNS)

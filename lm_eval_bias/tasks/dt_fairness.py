@@ -19,16 +19,14 @@ Each doc is the upstream JSON record (`option`, `input`, `label`, `examples`) pl
 
 from __future__ import annotations
 
-import functools
 import random
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.metrics import dt_fairness as dt_metrics
 from lm_eval_bias.tasks import _data, _kit
-from lm_eval_bias.tasks._options import option_permutation, parse_permute_seed
+from lm_eval_bias.tasks._options import mark_permuted, parse_permute_seed, shown_order
 
 BENCHMARK = "dt_fairness"
 BASE_RATES = ("0.0", "0.5", "1.0")
@@ -89,8 +87,8 @@ def file_names(base_rate: str) -> tuple[str, str, str]:
     )
 
 
-@functools.lru_cache(maxsize=8)
-def _read_npy(path: str, _mtime_ns: int) -> list:
+@_data.file_cache(maxsize=8)
+def read_npy(path: str) -> list:
     import numpy as np
 
     try:
@@ -99,10 +97,6 @@ def _read_npy(path: str, _mtime_ns: int) -> list:
         raise BiasEvalError(
             f"{path}: not a NumPy array file ({exc}); use the unmodified upstream file"
         ) from None
-
-
-def read_npy(path: Path) -> list:
-    return _read_npy(str(path), Path(path).stat().st_mtime_ns)
 
 
 def build_docs(
@@ -131,11 +125,7 @@ def build_docs(
                 f"{where}: record {i} has few-shot examples; only the zero-shot test sets "
                 f"(adult_0_200_test_base_rate_*) are supported"
             )
-        perm = (
-            [0, 1]
-            if permute_seed is None
-            else option_permutation(permute_seed, BENCHMARK, f"{base_rate}:{i}", len(OPTIONS))
-        )
+        perm = shown_order(permute_seed, BENCHMARK, f"{base_rate}:{i}", len(OPTIONS))
         doc = dict(row)
         doc["examples"] = None  # always [] here; an all-empty list column has no datasets type
         doc["row"] = i
@@ -143,20 +133,13 @@ def build_docs(
         doc["base_rate_parity"] = base_rate
         doc["choices"] = [OPTIONS[p] for p in perm]
         doc["gold"] = doc["choices"].index(row["label"])
-        if permute_seed is not None:
-            doc["perm"] = perm
-            doc["permute_seed"] = permute_seed
-        docs.append(doc)
+        docs.append(mark_permuted(doc, permute_seed, perm))
     return docs
 
 
 def load_dt_fairness_docs(base_rate: str, permute_seed: Any = None) -> list[dict]:
     base_rate = str(base_rate)
-    if base_rate not in BASE_RATES:
-        raise BiasEvalError(
-            f"unknown DecodingTrust base rate parity {base_rate!r}; choose one of "
-            f"{', '.join(BASE_RATES)}"
-        )
+    _kit.one_of(base_rate, BASE_RATES, "DecodingTrust base rate parity")
     seed = parse_permute_seed(permute_seed)
     prompts, labels, attrs = (_data.benchmark_file(SOURCE, f) for f in file_names(base_rate))
     rows = _data.read_jsonl(prompts, JSONL_COLUMNS)
@@ -220,7 +203,7 @@ def coin_flip(doc: dict) -> str:
 def process_results_gen(doc: dict, results: Sequence) -> dict:
     """results: [generated text]. DecodingTrust's keyword reading (`dt_metrics.parse_adult_answer`);
     an answer with neither option's keywords is rejected: `invalid`, prediction None."""
-    text = str(results[0])
+    text = _kit.generated_text(results)
     parsed = dt_metrics.parse_adult_answer(text)
     answer = coin_flip(doc) if parsed == "both" else parsed
     choices = list(doc["choices"])

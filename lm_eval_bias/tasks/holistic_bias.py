@@ -42,16 +42,14 @@ The subset (lm-eval `--metadata`, all optional):
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.metrics import holistic_bias as hb_metrics
 from lm_eval_bias.tasks import _data, _kit, _tokens
-from lm_eval_bias.tasks._options import option_permutation, parse_permute_seed
+from lm_eval_bias.tasks._options import mark_permuted, parse_permute_seed, shown_order
 
 BENCHMARK = "holistic_bias"
 VERSIONS = ("v1.0", "v1.1")
@@ -100,21 +98,23 @@ _SHA256 = {
 }
 # fmt: on
 
-SOURCE = _data.DataSource(
-    name="holistic_bias",
-    title="HolisticBias",
-    remote_base="https://raw.githubusercontent.com/facebookresearch/ResponsibleNLP/{commit}/"
-    "holistic_bias/dataset",
-    commit="0ec714eb084217f44cd9ac466d9e988c795302f9",
-    layout_hint="holistic_bias/<v1.0|v1.1>/{descriptors,nouns,sentence_templates,standalone_noun_"
-    "phrases}.json (upstream "
-    "holistic_bias/dataset/ of github.com/facebookresearch/ResponsibleNLP)",
-    sha256=_SHA256,
+SOURCE = _data.register_source(
+    _data.DataSource(
+        name="holistic_bias",
+        title="HolisticBias",
+        remote_base="https://raw.githubusercontent.com/facebookresearch/ResponsibleNLP/{commit}/"
+        "holistic_bias/dataset",
+        commit="0ec714eb084217f44cd9ac466d9e988c795302f9",
+        layout_hint="holistic_bias/<v1.0|v1.1>/{descriptors,nouns,sentence_templates,standalone_noun_"
+        "phrases}.json (upstream "
+        "holistic_bias/dataset/ of github.com/facebookresearch/ResponsibleNLP)",
+        sha256=_SHA256,
+    )
 )
 
 
-@functools.lru_cache(maxsize=8)
-def _read_json(path: str, _mtime_ns: int, _size: int) -> Any:
+@_data.file_cache(maxsize=8)
+def _read_json(path: str) -> Any:
     try:
         with open(path, encoding="utf-8") as fh:
             return json.load(fh)
@@ -130,9 +130,7 @@ def read_component(version: str, name: str) -> Any:
             f"unknown HolisticBias version {version!r}; choose one of {', '.join(VERSIONS)} "
             f'(--metadata \'{{"hb_version": "v1.1"}}\')'
         )
-    path = Path(_data.benchmark_file(SOURCE, f"{version}/{name}.json"))
-    stat = path.stat()
-    return _read_json(str(path), stat.st_mtime_ns, stat.st_size)
+    return _read_json(_data.benchmark_file(SOURCE, f"{version}/{name}.json"))
 
 
 def article_for(word: str) -> str:
@@ -241,14 +239,10 @@ def load_holistic_docs(
         t_idx = all_templates.index(template)
         for noun in chosen_n:
             plural, gender = by_noun[noun]
-            ids = list(scored)
-            if len(ids) < 2:
+            if len(scored) < 2:
                 continue
-            if seed is not None:
-                perm = option_permutation(
-                    seed, BENCHMARK, f"{version}:{axis}:{t_idx}:{noun}", len(ids)
-                )
-                ids = [ids[p] for p in perm]
+            perm = shown_order(seed, BENCHMARK, f"{version}:{axis}:{t_idx}:{noun}", len(scored))
+            ids = [scored[p] for p in perm]
             doc = {
                 "axis": axis,
                 "version": version,
@@ -263,25 +257,20 @@ def load_holistic_docs(
             }
             if count_tokens is not None:
                 doc["n_tokens"] = count_tokens(doc["choices"])
-            if seed is not None:
-                doc["permute_seed"] = seed
-            docs.append(doc)
+            docs.append(mark_permuted(doc, seed))
     return docs
 
 
-def load_holistic_bias(
-    axis: str,
-    hb_version: Any = None,
-    hb_templates: Any = None,
-    hb_nouns: Any = None,
-    permute_seed: Any = None,
-    **lm_eval_metadata: Any,
-):
-    """lm-eval `custom_dataset`: called as `load_holistic_bias(**metadata, **dataset_kwargs)`;
-    the metadata holds lm-eval's model_args, whose tokenizer counts each sentence's tokens."""
-    counter = _tokens.token_counter(lm_eval_metadata, "HolisticBias")
-    docs = load_holistic_docs(axis, hb_version, hb_templates, hb_nouns, permute_seed, counter)
-    return _kit.test_split(docs)
+def holistic_token_counter(metadata: dict) -> _tokens.TokenCounter:
+    """The token counter of the model lm-eval runs (its model_args are in the task metadata)."""
+    return _tokens.token_counter(metadata, "HolisticBias")
+
+
+# lm-eval `custom_dataset`: the metadata holds lm-eval's model_args, whose tokenizer counts each
+# sentence's tokens.
+load_holistic_bias = _kit.custom_dataset(
+    load_holistic_docs, given={"count_tokens": holistic_token_counter}, name="load_holistic_bias"
+)
 
 
 METRICS = ("likelihood_bias", "likelihood_bias_bh")

@@ -34,21 +34,23 @@ from typing import Any
 from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.metrics import iat as iat_metrics
 from lm_eval_bias.tasks import _data, _kit
-from lm_eval_bias.tasks._options import parse_permute_seed
+from lm_eval_bias.tasks._options import mark_permuted, parse_permute_seed
 from lm_eval_bias.tasks._records import normalize_loglikelihoods
 
 BENCHMARK = "iat"
 STIMULI_FILE = "stimuli/iat_stimuli.csv"
 COLUMNS = ("category", "dataset", "A", "B", "C")
 
-SOURCE = _data.DataSource(
-    name="iat_llm_implicit_bias",
-    title="LLM IAT stimuli",
-    remote_base="https://raw.githubusercontent.com/baixuechunzi/llm-implicit-bias/{commit}",
-    commit="0d2772e8eb21186b6db1fab7551633ffda16c06f",
-    layout_hint="iat_llm_implicit_bias/stimuli/iat_stimuli.csv "
-    "(upstream layout of github.com/baixuechunzi/llm-implicit-bias)",
-    sha256={STIMULI_FILE: "ecd863b56401b2fe109f0ccac3bfa9bb3799d4fff2758baa6a36ab73e62d3cd0"},
+SOURCE = _data.register_source(
+    _data.DataSource(
+        name="iat_llm_implicit_bias",
+        title="LLM IAT stimuli",
+        remote_base="https://raw.githubusercontent.com/baixuechunzi/llm-implicit-bias/{commit}",
+        commit="0d2772e8eb21186b6db1fab7551633ffda16c06f",
+        layout_hint="iat_llm_implicit_bias/stimuli/iat_stimuli.csv "
+        "(upstream layout of github.com/baixuechunzi/llm-implicit-bias)",
+        sha256={STIMULI_FILE: "ecd863b56401b2fe109f0ccac3bfa9bb3799d4fff2758baa6a36ab73e62d3cd0"},
+    )
 )
 
 # task suffix -> (category, upstream test name); task names are bias_iat_<suffix>
@@ -126,15 +128,12 @@ def build_items(test: str, spec: dict[str, Any], seed: int | None) -> list[dict[
                 "choices": [f"{w} - {g}" for w, g in pairs],
                 "consistent": [pairs.index((pos, default)), pairs.index((neg, stigma))],
             }
-            if seed is not None:
-                doc["permute_seed"] = seed
-            docs.append(doc)
+            docs.append(mark_permuted(doc, seed))
     return docs
 
 
 def load_iat_docs(test: str = "", permute_seed: Any = None) -> list[dict]:
-    if test not in TESTS:
-        raise BiasEvalError(f"unknown IAT test {test!r}; choose one of {', '.join(TESTS)}")
+    _kit.one_of(test, TESTS, "IAT test")
     category, name = TESTS[test]
     seed = parse_permute_seed(permute_seed)
     path = _data.benchmark_file(SOURCE, STIMULI_FILE)

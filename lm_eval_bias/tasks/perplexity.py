@@ -10,12 +10,11 @@ perplexity, bits per byte).
 
 from __future__ import annotations
 
-import json
 import re
 
 from lm_eval_bias.errors import BiasEvalError
-from lm_eval_bias.tasks import _data, _kit
-from lm_eval_bias.tasks.bold import BOLD, DOMAINS
+from lm_eval_bias.tasks import _kit
+from lm_eval_bias.tasks.bold import DOMAINS, read_nested
 
 
 def wiki_file(domain: str) -> str:
@@ -32,18 +31,10 @@ def load_bold_wiki_docs(per_domain: int | None = None, unit: str = "entity") -> 
     `per_domain`: only the first N docs of each domain."""
     if per_domain is not None and int(per_domain) < 1:
         raise BiasEvalError(f"per_domain must be at least 1, got {per_domain}")
-    if unit not in UNITS:
-        raise BiasEvalError(f"unknown unit {unit!r}; choose one of {', '.join(UNITS)}")
+    _kit.one_of(unit, UNITS, "unit")
     docs = []
     for domain in DOMAINS:
-        path = _data.benchmark_file(BOLD, wiki_file(domain))
-        try:
-            nested = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise BiasEvalError(f"{path}: not valid JSON ({exc.msg}); use the upstream file") from None
-        if not isinstance(nested, dict):
-            raise BiasEvalError(f"{path}: expected {{group: {{name: [sentence, ...]}}}}; use the "
-                                "upstream file")
+        path, nested = read_nested(wiki_file(domain), "sentence")
         taken = 0
         for group, entities in nested.items():
             for name, sentences in entities.items():
@@ -70,7 +61,7 @@ def doc_to_target(doc: dict) -> str:
 def process_results(doc: dict, results) -> dict:
     """lm-eval's wikitext convention: (total log-likelihood, number of words / bytes) pairs, which
     its weighted_perplexity and bits_per_byte aggregations turn into corpus-level scores."""
-    (loglikelihood,) = results
+    (loglikelihood,) = _kit.loglikelihoods(results)
     text = doc["text"]
     words = len(re.split(r"\s+", text.strip()))
     n_bytes = len(text.encode("utf-8"))

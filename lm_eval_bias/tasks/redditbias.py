@@ -34,7 +34,7 @@ from lm_eval.api.task import ConfigurableTask
 from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.metrics import redditbias as rb_metrics
 from lm_eval_bias.tasks import _data, _kit, _tokens
-from lm_eval_bias.tasks._options import option_permutation, parse_permute_seed
+from lm_eval_bias.tasks._options import mark_permuted, parse_permute_seed, shown_order
 
 BENCHMARK = "redditbias"
 
@@ -73,14 +73,16 @@ _SHA256 = {
 }
 # fmt: on
 
-SOURCE = _data.DataSource(
-    name="redditbias",
-    title="RedditBias",
-    remote_base="https://raw.githubusercontent.com/umanlp/RedditBias/{commit}",
-    commit="61f9ae9458e26a64ae1113425192280503f8fb92",
-    layout_hint="redditbias/data/<demographic>/reddit_comments_<demographic>_<group>_biased_test_"
-    "reduced.csv (upstream layout of github.com/umanlp/RedditBias)",
-    sha256=_SHA256,
+SOURCE = _data.register_source(
+    _data.DataSource(
+        name="redditbias",
+        title="RedditBias",
+        remote_base="https://raw.githubusercontent.com/umanlp/RedditBias/{commit}",
+        commit="61f9ae9458e26a64ae1113425192280503f8fb92",
+        layout_hint="redditbias/data/<demographic>/reddit_comments_<demographic>_<group>_biased_test_"
+        "reduced.csv (upstream layout of github.com/umanlp/RedditBias)",
+        sha256=_SHA256,
+    )
 )
 
 GROUP1_COLUMNS = ("comments_processed", "bias_sent")
@@ -101,11 +103,7 @@ def _bias_sent(raw: str) -> str:
 
 def load_pairs(demographic: str) -> list[dict]:
     """The aligned (biased, counterfactual) pairs of one demographic, in file order."""
-    if demographic not in DEMOGRAPHICS:
-        raise BiasEvalError(
-            f"unknown RedditBias demographic {demographic!r}; "
-            f"choose one of {', '.join(DEMOGRAPHICS)}"
-        )
+    _kit.one_of(demographic, DEMOGRAPHICS, "RedditBias demographic")
     g1, g2 = DEMOGRAPHICS[demographic]
     p1 = _data.benchmark_file(SOURCE, data_file(demographic, g1))
     p2 = _data.benchmark_file(SOURCE, data_file(demographic, g2))
@@ -147,11 +145,7 @@ def load_redditbias_docs(
     seed = parse_permute_seed(permute_seed)
     docs = []
     for pair in load_pairs(demographic):
-        perm = (
-            [0, 1]
-            if seed is None
-            else option_permutation(seed, BENCHMARK, f"{demographic}:{pair['row']}", 2)
-        )
+        perm = shown_order(seed, BENCHMARK, f"{demographic}:{pair['row']}", 2)
         options = [pair["biased"], pair["counterfactual"]]
         doc = {**pair, "choices": [options[p] for p in perm], "biased_choice": perm.index(0)}
         if split is not None:
@@ -159,19 +153,18 @@ def load_redditbias_docs(
             doc["first_tokens"] = [first for first, _, _ in parts]
             doc["rests"] = [rest for _, rest, _ in parts]
             doc["n_tokens"] = [n for _, _, n in parts]
-        if seed is not None:
-            doc["perm"] = perm
-            doc["permute_seed"] = seed
-        docs.append(doc)
+        docs.append(mark_permuted(doc, seed, perm))
     return docs
 
 
-def load_redditbias(demographic: str, permute_seed: Any = None, **lm_eval_metadata: Any):
-    """lm-eval `custom_dataset`: called as `load_redditbias(**metadata, **dataset_kwargs)`;
-    the metadata holds lm-eval's model_args, whose tokenizer splits each phrase's first token off."""
-    split = _tokens.first_token_split(lm_eval_metadata, "RedditBias")
-    docs = load_redditbias_docs(demographic, permute_seed, split)
-    return _kit.test_split(docs)
+def first_token_splitter(metadata: dict) -> _tokens.FirstTokenSplitter:
+    """The first-token splitter of the model lm-eval runs (its model_args are in the metadata)."""
+    return _tokens.first_token_split(metadata, "RedditBias")
+
+
+# lm-eval `custom_dataset`: the metadata holds lm-eval's model_args, whose tokenizer splits each
+# phrase's first token off.
+load_redditbias = _kit.custom_dataset(load_redditbias_docs, given={"split": first_token_splitter})
 
 
 class RedditBiasTask(ConfigurableTask):

@@ -18,7 +18,6 @@ Perspective score of the prompt, or None), ``challenging``, ``filename``, ``begi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.metrics.toxicity import (
@@ -43,14 +42,16 @@ _DT_SHA256 = {
 
 # DecodingTrust's copies of RTP records: local folder real_toxicity_prompts/decodingtrust_user_prompts/
 # mirrors upstream's data/toxicity/user_prompts/.
-RTP_SAMPLE = _data.DataSource(
-    name="real_toxicity_prompts/decodingtrust_user_prompts",
-    title="RealToxicityPrompts (DecodingTrust sample)",
-    remote_base="https://raw.githubusercontent.com/AI-secure/DecodingTrust/{commit}/data/toxicity/"
-    "user_prompts",
-    commit="161ae8321ced62f45fcd9ceb412e05b47c603cd4",
-    layout_hint="real_toxicity_prompts/decodingtrust_user_prompts/{toxic,nontoxic}.jsonl",
-    sha256=_DT_SHA256,
+RTP_SAMPLE = _data.register_source(
+    _data.DataSource(
+        name="real_toxicity_prompts/decodingtrust_user_prompts",
+        title="RealToxicityPrompts (DecodingTrust sample)",
+        remote_base="https://raw.githubusercontent.com/AI-secure/DecodingTrust/{commit}/data/toxicity/"
+        "user_prompts",
+        commit="161ae8321ced62f45fcd9ceb412e05b47c603cd4",
+        layout_hint="real_toxicity_prompts/decodingtrust_user_prompts/{toxic,nontoxic}.jsonl",
+        sha256=_DT_SHA256,
+    )
 )
 
 
@@ -89,8 +90,7 @@ def load_hub_rows() -> list[dict]:
 def load_rtp_docs(subset: str, first_n: int | None = None) -> list[dict]:
     """`first_n`: only the first N prompts of the file, in file order (bias_rtp_mini, a fixed and
     documented subset for bias_suite_lite); None for all."""
-    if subset not in SUBSETS:
-        raise BiasEvalError(f"unknown RTP subset {subset!r}; choose one of {', '.join(SUBSETS)}")
+    _kit.one_of(subset, SUBSETS, "RTP subset")
     if subset == "full":
         rows, where = load_hub_rows(), HUB_ID
     else:
@@ -106,12 +106,9 @@ def load_rtp_docs(subset: str, first_n: int | None = None) -> list[dict]:
     return docs
 
 
-def load_rtp(subset: str, first_n: int | None = None, **metadata: Any):
-    """lm-eval `custom_dataset`; the toxicity scorer (``--metadata toxicity_scorer``, default
-    ``profanity``) is checked here, before generation."""
-    docs = load_rtp_docs(subset, first_n)
-    _open.select_scorers(BENCHMARK, subset, metadata)
-    return _kit.test_split(docs)
+# lm-eval `custom_dataset`; the toxicity scorer (``--metadata toxicity_scorer``, default
+# ``profanity``) is checked when the task is built, before generation.
+load_rtp = _open.scored_dataset(load_rtp_docs)
 
 
 def doc_to_text(doc: dict) -> str:

@@ -24,7 +24,6 @@ per scored token, upstream's normalisation. The `*_char` metrics use log-likelih
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,25 +32,27 @@ from typing import Any
 from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.metrics import stereoset as ss_metrics
 from lm_eval_bias.tasks import _data, _kit, _tokens
-from lm_eval_bias.tasks._options import option_permutation, parse_permute_seed
+from lm_eval_bias.tasks._options import mark_permuted, parse_permute_seed, shown_order
 
 BENCHMARK = "stereoset"
 DATA_FILE = "data/dev.json"
 FORMATS = {"intra": "intrasentence", "inter": "intersentence"}
 DOMAINS = ("gender", "profession", "race", "religion")
 
-SOURCE = _data.DataSource(
-    name="stereoset",
-    title="StereoSet",
-    remote_base="https://raw.githubusercontent.com/moinnadeem/StereoSet/{commit}",
-    commit="ead7d086a64a192a1eca88e0dd2fd163de375218",
-    layout_hint="stereoset/data/dev.json (upstream layout of github.com/moinnadeem/StereoSet)",
-    sha256={DATA_FILE: "73a0f31b711688112602e4c3ac6ab1e1a7cadcdd67df6c6fd55501c889676c90"},
+SOURCE = _data.register_source(
+    _data.DataSource(
+        name="stereoset",
+        title="StereoSet",
+        remote_base="https://raw.githubusercontent.com/moinnadeem/StereoSet/{commit}",
+        commit="ead7d086a64a192a1eca88e0dd2fd163de375218",
+        layout_hint="stereoset/data/dev.json (upstream layout of github.com/moinnadeem/StereoSet)",
+        sha256={DATA_FILE: "73a0f31b711688112602e4c3ac6ab1e1a7cadcdd67df6c6fd55501c889676c90"},
+    )
 )
 
 
-@functools.lru_cache(maxsize=2)
-def _read(path: str, _mtime_ns: int, _size: int) -> dict:
+@_data.file_cache(maxsize=2)
+def _read(path: str) -> dict:
     try:
         with open(path, encoding="utf-8") as fh:
             data = json.load(fh)["data"]
@@ -66,8 +67,7 @@ def _read(path: str, _mtime_ns: int, _size: int) -> dict:
 def read_items(fmt: str) -> list[dict]:
     """Upstream items of one format ("intrasentence" / "intersentence"), in file order."""
     path = Path(_data.benchmark_file(SOURCE, DATA_FILE))
-    stat = path.stat()
-    data = _read(str(path), stat.st_mtime_ns, stat.st_size)
+    data = _read(path)
     if fmt not in data:
         raise BiasEvalError(f"{path} has no {fmt!r} section; use the unmodified upstream file")
     return data[fmt]
@@ -100,11 +100,7 @@ def build_doc(item: dict, fmt: str, permute_seed: int | None = None) -> dict:
             f"StereoSet {fmt} item {item.get('id')} has gold labels {labels}, expected one each of "
             f"{', '.join(ss_metrics.LABELS)}; use the unmodified upstream file"
         )
-    perm = (
-        [0, 1, 2]
-        if permute_seed is None
-        else option_permutation(permute_seed, BENCHMARK, f"{fmt}:{item['id']}", 3)
-    )
+    perm = shown_order(permute_seed, BENCHMARK, f"{fmt}:{item['id']}", 3)
     shown = [sentences[p] for p in perm]
     shown_labels = [s["gold_label"] for s in shown]
     doc = {
@@ -121,18 +117,12 @@ def build_doc(item: dict, fmt: str, permute_seed: int | None = None) -> dict:
         "anti_choice": shown_labels.index("anti-stereotype"),
         "unrelated_choice": shown_labels.index("unrelated"),
     }
-    if permute_seed is not None:
-        doc["perm"] = perm
-        doc["permute_seed"] = permute_seed
-    return doc
+    return mark_permuted(doc, permute_seed, perm)
 
 
 def load_stereoset_docs(fmt: str, domain: str, permute_seed: Any = None) -> list[dict]:
     fmt = _format(fmt)
-    if domain not in DOMAINS:
-        raise BiasEvalError(
-            f"unknown StereoSet domain {domain!r}; choose one of {', '.join(DOMAINS)}"
-        )
+    _kit.one_of(domain, DOMAINS, "StereoSet domain")
     seed = parse_permute_seed(permute_seed)
     return [build_doc(it, fmt, seed) for it in read_items(fmt) if it["bias_type"] == domain]
 
@@ -146,12 +136,15 @@ def add_token_counts(docs: list[dict], tokenizer, metadata: dict | None = None) 
     return docs
 
 
-def load_stereoset(fmt: str, domain: str, permute_seed: Any = None, **lm_eval_metadata: Any):
-    """lm-eval `custom_dataset`: called as `load_stereoset(**metadata, **dataset_kwargs)`; the
-    metadata holds the run's model_args, whose tokenizer counts each option's tokens."""
-    docs = load_stereoset_docs(fmt, domain, permute_seed)
-    tokenizer = _tokens.load_tokenizer(lm_eval_metadata, what="StereoSet (per-token scores)")
-    return _kit.test_split(add_token_counts(docs, tokenizer, lm_eval_metadata))
+def count_option_tokens(docs: list[dict], metadata: dict) -> None:
+    """`add_token_counts` with the tokenizer of the model lm-eval runs (its model_args are in the
+    task metadata)."""
+    tokenizer = _tokens.load_tokenizer(metadata, what="StereoSet (per-token scores)")
+    add_token_counts(docs, tokenizer, metadata)
+
+
+# lm-eval `custom_dataset`: the docs, then each option's token count with the run's tokenizer.
+load_stereoset = _kit.custom_dataset(load_stereoset_docs, then=count_option_tokens)
 
 
 def option_scores(lls: Sequence[float], doc: dict) -> list[float]:

@@ -33,7 +33,7 @@ from typing import Any
 from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.metrics import winobias as wb_metrics
 from lm_eval_bias.tasks import _data, _kit
-from lm_eval_bias.tasks._options import option_permutation, parse_permute_seed
+from lm_eval_bias.tasks._options import mark_permuted, parse_permute_seed, shown_order
 
 BENCHMARK = "winobias"
 TYPES = (1, 2)
@@ -57,14 +57,16 @@ _SHA256 = {
 }
 # fmt: on
 
-SOURCE = _data.DataSource(
-    name="winobias",
-    title="WinoBias",
-    remote_base="https://raw.githubusercontent.com/uclanlp/corefBias/{commit}/WinoBias/wino",
-    commit="0bce984dd081bbc10b0622f326727a024c607895",
-    layout_hint="winobias/data/{pro,anti}_stereotyped_type{1,2}.txt.test and "
-    "winobias/data/{male,female}_occupations.txt (upstream WinoBias/wino layout)",
-    sha256=_SHA256,
+SOURCE = _data.register_source(
+    _data.DataSource(
+        name="winobias",
+        title="WinoBias",
+        remote_base="https://raw.githubusercontent.com/uclanlp/corefBias/{commit}/WinoBias/wino",
+        commit="0bce984dd081bbc10b0622f326727a024c607895",
+        layout_hint="winobias/data/{pro,anti}_stereotyped_type{1,2}.txt.test and "
+        "winobias/data/{male,female}_occupations.txt (upstream WinoBias/wino layout)",
+        sha256=_SHA256,
+    )
 )
 
 PRONOUN_GENDER = {
@@ -162,12 +164,7 @@ def build_doc(
             f"WinoBias type{wb_type} {cond} line {parsed['line']}: the gold referent's stereotyped "
             f"gender does not fit a {cond} sentence; use the unmodified upstream files"
         )
-    if permute_seed is None:
-        perm = [0, 1]
-    else:
-        perm = option_permutation(
-            permute_seed, BENCHMARK, f"type{wb_type}:{cond}:{parsed['line']}", 2
-        )
+    perm = shown_order(permute_seed, BENCHMARK, f"type{wb_type}:{cond}:{parsed['line']}", 2)
     doc = {
         "wb_type": wb_type,
         "cond": cond,
@@ -177,10 +174,7 @@ def build_doc(
         "gold": perm.index(gold),
         "stereotype_choice": perm.index(stereotype),
     }
-    if permute_seed is not None:
-        doc["perm"] = perm
-        doc["permute_seed"] = permute_seed
-    return doc
+    return mark_permuted(doc, permute_seed, perm)
 
 
 def load_winobias_docs(wb_type: Any = None, split: str = "test", permute_seed: Any = None) -> list[dict]:

@@ -26,24 +26,26 @@ from typing import Any
 from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.metrics import winogender as wg_metrics
 from lm_eval_bias.tasks import _data, _kit
-from lm_eval_bias.tasks._options import option_permutation, parse_permute_seed
+from lm_eval_bias.tasks._options import mark_permuted, parse_permute_seed, shown_order
 
 BENCHMARK = "winogender"
 SENTENCES_FILE = "data/all_sentences.tsv"
 STATS_FILE = "data/occupations-stats.tsv"
 
-SOURCE = _data.DataSource(
-    name="winogender",
-    title="Winogender",
-    remote_base="https://raw.githubusercontent.com/rudinger/winogender-schemas/{commit}",
-    commit="1c7f8b481ad8a234b41e9f76a424d6e856e13f7f",
-    layout_hint="winogender/data/all_sentences.tsv and winogender/data/occupations-stats.tsv "
-    "(upstream layout of github.com/rudinger/winogender-schemas)",
-    sha256={
-        SENTENCES_FILE: "bd69da16bf228cb8df63fd0843aec2d8b5c36a7f21bf8c7b168bcc83932556c8",
-        STATS_FILE: "3f7f37c16381a70571356982ea7fe613ac700ad04a6d3b19b9f2be18248df567",
-        "data/templates.tsv": "496f2e2dc77296bcebcdd8865a8dc5715ce22b772de9abb5f531d5b3114c48a0",
-    },
+SOURCE = _data.register_source(
+    _data.DataSource(
+        name="winogender",
+        title="Winogender",
+        remote_base="https://raw.githubusercontent.com/rudinger/winogender-schemas/{commit}",
+        commit="1c7f8b481ad8a234b41e9f76a424d6e856e13f7f",
+        layout_hint="winogender/data/all_sentences.tsv and winogender/data/occupations-stats.tsv "
+        "(upstream layout of github.com/rudinger/winogender-schemas)",
+        sha256={
+            SENTENCES_FILE: "bd69da16bf228cb8df63fd0843aec2d8b5c36a7f21bf8c7b168bcc83932556c8",
+            STATS_FILE: "3f7f37c16381a70571356982ea7fe613ac700ad04a6d3b19b9f2be18248df567",
+            "data/templates.tsv": "496f2e2dc77296bcebcdd8865a8dc5715ce22b772de9abb5f531d5b3114c48a0",
+        },
+    )
 )
 
 PRONOUNS = {
@@ -112,7 +114,7 @@ def load_winogender_docs(permute_seed: Any = None, gender: str | None = None) ->
             raise BiasEvalError(f"{where}: occupation {occupation!r} missing from {STATS_FILE}")
         if gender is not None and g != gender:
             continue
-        perm = [0, 1] if seed is None else option_permutation(seed, BENCHMARK, row[0], 2)
+        perm = shown_order(seed, BENCHMARK, row[0], 2)
         options = [_option(occupation), _option(participant)]
         doc = {
             "sentid": row[0],
@@ -127,10 +129,7 @@ def load_winogender_docs(permute_seed: Any = None, gender: str | None = None) ->
             "gold": perm.index(answer),
             "occupation_choice": perm.index(0),
         }
-        if seed is not None:
-            doc["perm"] = perm
-            doc["permute_seed"] = seed
-        docs.append(doc)
+        docs.append(mark_permuted(doc, seed, perm))
     return docs
 
 

@@ -197,57 +197,7 @@ def test_bad_output_paths_fail_before_any_work(tmp_path, capsys):
     assert report_file.read_text() == "x"
 
 
-def _inside_run_cases(base, other):
-    """Output paths inside a run being read: (argv, the file that must survive untouched)."""
-    results = next(base.out.rglob("results_*.json"))
-    samples = next(base.out.rglob("samples_*.jsonl"))
-    return {
-        "compare --output-json over a results file":
-            (["compare", str(base.out), str(other.out), "--output-json", str(results)], results),
-        "compare --output-md over a samples file":
-            (["compare", str(base.out), str(other.out), "--output-md", str(samples)], samples),
-        "export --output into the run": (["export", str(base.out), "--output",
-                                          str(results.parent / "submission.json")], results),
-        "report --output inside the reference run": (["report", str(base.out), str(other.out),
-                                                      "--output", str(base.out / "report"),
-                                                      "--n-boot", "100"], results),
-    }
-
-
-@pytest.mark.parametrize("case", ["compare --output-json over a results file",
-                                  "compare --output-md over a samples file",
-                                  "export --output into the run",
-                                  "report --output inside the reference run"])
-def test_no_output_lands_inside_an_input_run(case, tmp_path, capsys):
-    base, other = _pair(tmp_path / "runs")
-    argv, keep = _inside_run_cases(base, other)[case]
-    before = {p: p.read_bytes() for p in base.out.rglob("*") if p.is_file()}
-    rc = main(argv)
-    line = _one_line_error(rc, capsys)
-    assert "which this command reads; write the output outside every run" in line, line
-    after = {p: p.read_bytes() for p in base.out.rglob("*") if p.is_file()}
-    assert after == before and keep in after  # nothing overwritten, nothing added
-
-
-def test_a_closed_pipe_does_not_cost_the_files(tmp_path):
-    """`compare ... --output-json a --output-md b | head -1`: the reader leaves before we print
-    (its end of the pipe is closed at once, so our first write to stdout fails)."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    base, other = _pair(tmp_path / "runs")
-    exe = Path(sys.executable).parent / "lm-eval-bias"
-    proc = subprocess.Popen([str(exe), "compare", str(base.out), str(other.out),
-                             "--output-json", str(tmp_path / "a.json"),
-                             "--output-md", str(tmp_path / "b.md")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    proc.stdout.close()  # the reader is gone before anything is printed
-    err = proc.stderr.read().decode()
-    assert proc.wait(timeout=120) == 0, err
-    assert "Traceback" not in err and "BrokenPipe" not in err, err
-    assert json.loads((tmp_path / "a.json").read_text())["all_tasks"]["n_paired"] > 0
-    assert (tmp_path / "b.md").read_text().startswith("#")
+# Outputs inside an input run, and a closed pipe: rows of tests/test_bad_input.py.
 
 
 # ----------------------------------------------------------------------------- scorers

@@ -128,3 +128,22 @@ def test_sentiment_aggregations():
     by = sm.agg_sentiment_by_group(items)
     assert by["b"] == {"n": 1, "sentiment": 1.0, "sentiment_mean": 0.5, "positive_rate": 1.0,
                        "negative_rate": 0.0}
+
+
+# ---------------------------------------------------------------- regard (moved from tests/tasks)
+
+def test_regard_aggregations():
+    items = [
+        {"group": "a", "regard": 0.8, "regard_class": "positive"},
+        {"group": "a", "regard": -0.4, "regard_class": "negative"},
+        {"group": "a", "regard": None, "regard_class": None},       # scorer failure: left out
+        {"group": "b", "regard": 0.1, "regard_class": "other"},
+        {"group": "c", "regard": -0.3, "regard_class": "neutral"},
+    ]
+    assert sm.agg_regard_mean(items) == pytest.approx((0.8 - 0.4 + 0.1 - 0.3) / 4)
+    # group means a = 0.2, b = 0.1, c = -0.3 -> (0.1 + 0.5 + 0.4) / 3
+    assert sm.agg_regard_gap(items) == pytest.approx(1.0 / 3)
+    by = sm.agg_regard_by_group(items)
+    assert by["a"] == {"n": 2, "regard_mean": pytest.approx(0.2), "negative_rate": 0.5,
+                       "neutral_rate": 0.0, "positive_rate": 0.5, "other_rate": 0.0}
+    assert by["b"]["other_rate"] == 1.0 and by["c"]["neutral_rate"] == 1.0

@@ -120,3 +120,19 @@ def test_every_subgroup_metric_is_an_aggregation():
     for name, (attribute, value) in m.SUBGROUP_METRICS.items():
         items = [{"q": 0, "p": 0.25, "age": "x", "gender": "x", "race": "x", attribute: value}]
         assert getattr(m, name)(items) == 0.25, name
+
+
+# ---------------------------------------------------------------- P(yes), age bins (moved from tests/tasks)
+
+@pytest.mark.parametrize(
+    ("ll_yes", "ll_no", "expected"),
+    [(0.0, 0.0, 0.5), (-1.0, -2.0, 0.7310585786), (-2.0, -1.0, 0.2689414214), (-800.0, 0.0, 0.0)],
+)
+def test_p_yes_normalized(ll_yes, ll_no, expected):
+    assert m.p_yes_normalized(ll_yes, ll_no) == pytest.approx(expected, abs=1e-10)
+
+
+def test_age_bins():
+    assert [m.age_bin(a) for a in range(20, 101, 10)] == ["20-39"] * 2 + ["40-59"] * 2 + [
+        "60-100"
+    ] * 5

@@ -82,3 +82,17 @@ def test_undefined_and_bad_values():
         m.iat_bias([{"r": "t:0", "g": "other", "v": "positive", "p": 0.5}])
     # S3's threshold: exactly 0.5 is biased
     assert m.biased_rate([{"r": "t:0", "g": "stigma", "v": "positive", "p": 0.5}]) == 1.0
+
+
+# ---------------------------------------------------------------- by hand (moved from tests/tasks)
+
+def test_scores_by_hand():
+    probs = [0.1, 0.2, 0.3, 0.4]
+    assert m.consistent_probability(probs, [0, 3]) == pytest.approx(0.5)
+    assert m.is_biased(0.5) and not m.is_biased(0.4999)
+    values = [{"r": "t:0", "g": "stigma", "v": "negative", "p": p} for p in (0.5, 0.2, 0.9, 0.3)]
+    assert m.biased_rate(values) == 0.5 and m.s3_iat_score(values) == 0.0
+    assert m.consistent_prob(values) == pytest.approx(0.475)
+    assert math.isnan(m.biased_rate([])) and math.isnan(m.consistent_prob([]))
+    with pytest.raises(ValueError):
+        m.consistent_probability(probs, [0, 0])

@@ -195,6 +195,43 @@ def test_sources_registry():
         _data.register_source({"name": "x"})
 
 
+TASKS_DIR = Path(_data.__file__).parent
+
+
+def test_every_data_source_registers_itself_in_its_own_module():
+    """Every task module that reads benchmark files declares its `DataSource` and registers it
+    (`register_source`) itself, so that the registry names every benchmark's data; a module that
+    reads another benchmark's files (perplexity: BOLD's Wikipedia text) imports that source."""
+    import importlib
+
+    declared = {}
+    for path in sorted(TASKS_DIR.glob("*.py")):
+        if path.name.startswith("_"):
+            continue
+        text = path.read_text(encoding="utf-8")
+        module = importlib.import_module(f"lm_eval_bias.tasks.{path.stem}")
+        held = [v for v in vars(module).values() if isinstance(v, DataSource)]
+        assert "hub_file(" not in text, f"{path.name}: read a hub dataset through its DataSource"
+        if "benchmark_file(" in text:
+            assert held, f"{path.name} reads benchmark files but holds no DataSource"
+        if "DataSource(" in text:  # declared here: registered here, under its own name
+            assert text.count("DataSource(") == text.count("register_source("), path.name
+            for source in held:
+                assert _data.get_source(source.name) is source, (path.name, source.name)
+                declared[source.name] = path.stem
+        else:  # imported from the benchmark that declares it
+            assert all(_data.get_source(s.name) is s for s in held), path.name
+    assert sorted(declared) == sorted(_data.registered_sources()), (
+        "a source registered outside its module"
+    )
+    # one source per benchmark that reads files (RTP's full set is the hub `datasets` split)
+    assert set(declared.values()) == {
+        "bbq", "biaslens", "bold", "crows_pairs", "discrim_eval", "discrim_eval_gen",
+        "dt_fairness", "holistic_bias", "iat", "redditbias", "rtp", "stereoset", "toxigen_gen",
+        "winobias", "winogender",
+    }
+
+
 def test_wrong_jsonl_columns_name_the_file_and_column(demo_copy):
     path = demo_copy / "bbq" / "data" / "Religion.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines()]

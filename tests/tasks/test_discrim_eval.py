@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from lm_eval_bias.errors import BiasEvalError
-from lm_eval_bias.metrics import discrim_eval as m
 from lm_eval_bias.tasks import _data, discrim_eval
 
 AGES = (20.0, 60.0)
@@ -65,24 +64,6 @@ def de_dir(tmp_path, monkeypatch):
     write_discrim_eval(tmp_path)
     monkeypatch.setenv(_data.DATA_DIR_ENV, str(tmp_path))
     return tmp_path
-
-
-# ---------------------------------------------------------------- P(yes), age bins
-# (the scores: tests/metrics/test_discrim_eval.py)
-
-
-@pytest.mark.parametrize(
-    ("ll_yes", "ll_no", "expected"),
-    [(0.0, 0.0, 0.5), (-1.0, -2.0, 0.7310585786), (-2.0, -1.0, 0.2689414214), (-800.0, 0.0, 0.0)],
-)
-def test_p_yes_normalized(ll_yes, ll_no, expected):
-    assert m.p_yes_normalized(ll_yes, ll_no) == pytest.approx(expected, abs=1e-10)
-
-
-def test_age_bins():
-    assert [m.age_bin(a) for a in range(20, 101, 10)] == ["20-39"] * 2 + ["40-59"] * 2 + [
-        "60-100"
-    ] * 5
 
 
 # ---------------------------------------------------------------- loading, prompt, records

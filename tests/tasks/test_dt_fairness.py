@@ -99,62 +99,6 @@ def test_npy_files_are_what_the_readme_says(data_dir):
     assert sa.dtype == np.dtype("<U6") and sa.shape == (200,)
 
 
-# ---------------------------------------------------------------- the scores
-
-
-def _items(y, p, s):
-    return [{"y": a, "p": b, "s": c} for a, b, c in zip(y, p, s, strict=True)]
-
-
-# Hand-computed; the fairlearn column is fairlearn 0.15.0's demographic_parity_difference /
-# equalized_odds_difference on the same input (run once outside the test suite, which does not
-# depend on fairlearn).
-SCORE_CASES = [
-    # M: y 1100 p 1010 -> sel .5 TPR .5 FPR .5; F: y 1000 p 1110 -> sel .75 TPR 1 FPR 2/3
-    # DPD = .25; EOD = max(1 - .5, 2/3 - .5) = .5; acc = (2 + 2) / 8   (fairlearn: .25, .5)
-    ([1, 1, 0, 0, 1, 0, 0, 0], [1, 0, 1, 0, 1, 1, 1, 0], ["M"] * 4 + ["F"] * 4, 0.25, 0.5, 0.5),
-    # base-rate-1.0 shape: M only positives, F only negatives. M: sel 2/3 TPR 2/3 FPR 0 (no
-    # negatives: fairlearn's 0); F: sel 1/3 TPR 0 (no positives) FPR 1/3.
-    # DPD = 1/3; EOD = max(2/3, 1/3) = 2/3; acc = 4/6   (fairlearn: 0.3333, 0.6667)
-    ([1, 1, 1, 0, 0, 0], [1, 1, 0, 1, 0, 0], ["M"] * 3 + ["F"] * 3, 1 / 3, 2 / 3, 4 / 6),
-    # a constant answer: no gap at all, whatever the labels
-    ([1, 0, 1, 0], [1, 1, 1, 1], ["M", "M", "F", "F"], 0.0, 0.0, 0.5),
-    # perfect predictor, both groups with both labels: M y 10 -> sel .5; F y 110 -> sel 2/3;
-    # TPR 1 and FPR 0 everywhere -> DPD 1/6, EOD 0   (fairlearn: 0.1667, 0.0)
-    ([1, 0, 1, 1, 0], [1, 0, 1, 1, 0], ["M", "M", "F", "F", "F"], 1 / 6, 0.0, 1.0),
-    # perfect predictor, M only positives, F only negatives: the undefined TPR(F) and FPR(M) count
-    # as 0, so EOD = max(1 - 0, 0 - 0) = 1 although every answer is right   (fairlearn: 1.0, 1.0)
-    ([1, 1, 0, 0], [1, 1, 0, 0], ["M", "M", "F", "F"], 1.0, 1.0, 1.0),
-]
-
-
-@pytest.mark.parametrize(("y", "p", "s", "dpd", "eod", "acc"), SCORE_CASES)
-def test_scores_hand_computed(y, p, s, dpd, eod, acc):
-    assert m.demographic_parity_difference(p, s) == pytest.approx(dpd)
-    assert m.equalized_odds_difference(y, p, s) == pytest.approx(eod)
-    items = _items(y, p, s)
-    assert m.demographic_parity_diff(items) == pytest.approx(dpd)
-    assert m.equalized_odds_diff(items) == pytest.approx(eod)
-    assert m.acc(items) == pytest.approx(acc)
-    assert m.yes_rate(items) == pytest.approx(sum(p) / len(p))
-
-
-def test_rates_and_undefined_values():
-    y, p, s = [1, 1, 1, 0, 0, 0], [1, 1, 0, 1, 0, 0], ["M"] * 3 + ["F"] * 3
-    assert m.selection_rates(p, s) == pytest.approx({"M": 2 / 3, "F": 1 / 3})
-    assert m.true_positive_rates(y, p, s) == pytest.approx({"M": 2 / 3, "F": 0.0})
-    assert m.false_positive_rates(y, p, s) == pytest.approx({"M": 0.0, "F": 1 / 3})
-    # strict variant: a rate over no items is undefined
-    assert math.isnan(m.equalized_odds_difference(y, p, s, undefined_rate=None))
-    # one group only, or nothing at all: a gap across groups is undefined
-    assert math.isnan(m.demographic_parity_difference([1, 0], ["M", "M"]))
-    assert math.isnan(m.equalized_odds_difference([1, 0], [1, 0], ["M", "M"]))
-    for agg in (m.acc, m.demographic_parity_diff, m.equalized_odds_diff, m.yes_rate):
-        assert math.isnan(agg([]))
-    with pytest.raises(ValueError, match="0/1"):
-        m.demographic_parity_difference([2, 0], ["M", "F"])
-
-
 # ---------------------------------------------------------------- prompt, permutation, records
 
 

@@ -11,7 +11,6 @@ import pytest
 from conftest import REPO_ROOT
 
 from lm_eval_bias.errors import BiasEvalError
-from lm_eval_bias.metrics import iat as m
 from lm_eval_bias.tasks import _data, iat
 
 CONFIGS = REPO_ROOT / "task_configs" / "iat"
@@ -97,18 +96,6 @@ def test_items_prompt_and_counterbalancing():
     ]
     with pytest.raises(BiasEvalError, match="unknown IAT test"):
         iat.load_iat_docs("racism")
-
-
-def test_scores_by_hand():
-    probs = [0.1, 0.2, 0.3, 0.4]
-    assert m.consistent_probability(probs, [0, 3]) == pytest.approx(0.5)
-    assert m.is_biased(0.5) and not m.is_biased(0.4999)
-    values = [{"r": "t:0", "g": "stigma", "v": "negative", "p": p} for p in (0.5, 0.2, 0.9, 0.3)]
-    assert m.biased_rate(values) == 0.5 and m.s3_iat_score(values) == 0.0
-    assert m.consistent_prob(values) == pytest.approx(0.475)
-    assert math.isnan(m.biased_rate([])) and math.isnan(m.consistent_prob([]))
-    with pytest.raises(ValueError):
-        m.consistent_probability(probs, [0, 0])
 
 
 def test_process_results():

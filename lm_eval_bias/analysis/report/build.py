@@ -130,6 +130,7 @@ def build_report_from_folders(paths: list[str | Path], *, reference: str | Path 
                               ci: float = 0.95, allow_different_scorers: bool = False) -> dict:
     """Read every run folder (`read_run`) and `build_report`. `reference` names one of `paths`
     (it is added when it is not among them)."""
+    check_n_boot(n_boot)  # before reading any run: a bad --n-boot is an immediate line
     paths = [Path(p) for p in paths]
     seen: dict[str, Path] = {}
     for p in paths:

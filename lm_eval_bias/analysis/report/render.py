@@ -1,12 +1,15 @@
 """Present a report dict (`analysis.report.build_report`): report.json, report.md, report.html and
 the plots as PNG. No numbers are computed here beyond formatting.
 
-- ``report.json``: the dict, sorted keys, no NaN, written atomically (`analysis.output.write_json`).
+- ``report.json``: the dict, sorted keys, no NaN (`analysis.output.json_text`).
 - ``report.md``: the same tables in Markdown (strings from data have ``|`` and newlines escaped).
 - ``report.html``: one self-contained file: inline CSS, plots embedded as base64 PNG, no scripts,
   no external fonts, stylesheets or images; every string that comes from data (model names,
   group names, paths, task names) goes through `html.escape`.
 - ``plots/*.png``: `report.plots`.
+
+All of them are written together or not at all (`write_report`): a full disk leaves an earlier
+report in the folder unchanged.
 """
 
 from __future__ import annotations
@@ -14,13 +17,14 @@ from __future__ import annotations
 import base64
 import html
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
-from lm_eval_bias._files import write_atomic
+from lm_eval_bias._files import write_together
 from lm_eval_bias.analysis.formatting import bits as bits_text
 from lm_eval_bias.analysis.formatting import num, pct, pvalue
-from lm_eval_bias.analysis.output import write_json
+from lm_eval_bias.analysis.output import json_text
 from lm_eval_bias.analysis.report.cells import FLIP_SCORES
 from lm_eval_bias.analysis.report.plots import condition_names, render_plots
 from lm_eval_bias.errors import BiasEvalError
@@ -288,9 +292,11 @@ def render_html(report: dict, png: dict[str, bytes] | None = None) -> str:
 
 
 def write_report(report: dict, out_dir: str | Path, *, plots: bool = True) -> dict[str, Path]:
-    """Write report.json, report.md, report.html and plots/*.png into `out_dir` (created).
+    """Write report.json, report.md, report.html and plots/*.png into `out_dir` (created), all or
+    none (`_files.write_together`): a failed write leaves an earlier report there as it was.
     Returns {name: path} of the files written."""
     out_dir = Path(out_dir)
+    created = not out_dir.exists()
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -298,20 +304,19 @@ def write_report(report: dict, out_dir: str | Path, *, plots: bool = True) -> di
                             "another --output") from None
     if not os.access(out_dir, os.W_OK):
         raise BiasEvalError(f"output folder {out_dir} is not writable; choose another --output")
-    files: dict[str, Path] = {}
     png = render_plots(report) if plots else {}
-    rel = {}
-    if png:
-        (out_dir / "plots").mkdir(exist_ok=True)
-        for name, data in png.items():
-            p = out_dir / "plots" / f"{name}.png"
-            write_atomic(p, data)
-            files[f"plot:{name}"] = p
-            rel[name] = f"plots/{name}.png"
-    write_json(report, out_dir / "report.json")
-    files["json"] = out_dir / "report.json"
-    write_atomic(out_dir / "report.md", render_markdown(report, rel).encode("utf-8"))
-    files["md"] = out_dir / "report.md"
-    write_atomic(out_dir / "report.html", render_html(report, png).encode("utf-8"))
-    files["html"] = out_dir / "report.html"
+    rel = {name: f"plots/{name}.png" for name in png}
+    contents: dict[str, str | bytes] = {rel[name]: data for name, data in png.items()}
+    contents["report.json"] = json_text(report)
+    contents["report.md"] = render_markdown(report, rel)
+    contents["report.html"] = render_html(report, png)
+    try:
+        written = write_together(out_dir, contents, "the report")
+    except BiasEvalError:
+        if created:
+            shutil.rmtree(out_dir, ignore_errors=True)  # the folder this call made, still empty
+        raise
+    files = {f"plot:{name}": written[rel[name]] for name in png}
+    files.update(json=written["report.json"], md=written["report.md"],
+                 html=written["report.html"])
     return files
