@@ -82,6 +82,12 @@ CASES = [
                                                  "{out}/site2"], 0,
          r"^skipped +deep: failed verification: submission file: expected valid JSON, found "
          r"JSON nested deeper than 64 levels$"),
+    # verify --rerun arguments: refused before anything is read
+    Case("verify_rerun_zero", ["verify", "{sub}", "--runs", "{w4}", "{ref}", "--rerun", "0"], 2,
+         r"^lm-eval-bias: error: --rerun takes a number of documents >= 1, got 0$"),
+    Case("verify_rerun_negative_tolerance", ["verify", "{sub}", "--runs", "{w4}", "{ref}",
+                                             "--rerun", "2", "--tolerance", "-1"], 2,
+         r"^lm-eval-bias: error: --tolerance takes a number >= 0, got -1\.0$"),
     # outputs
     Case("leaderboard_output_is_a_file", ["leaderboard", "{deep_board}", "--output",
                                           "{out}/a_file"], 2,
