@@ -186,18 +186,39 @@ lm-eval-bias export runs/w4 --output submission.json --weights /models/my-4bit
                                  "path is not on this machine")
         parser.add_argument("--reference-weights", metavar="DIR",
                             help="the same for the reference run")
+        parser.add_argument("--open-llm-leaderboard", metavar="FILE",
+                            help="also write the results file Hugging Face leaderboards read "
+                                 "(config.model_name / model_sha / model_dtype, "
+                                 "results[task][metric]; docs/leaderboard.md)")
 
     def run(self, args):
-        from lm_eval_bias.analysis.output import refuse_output_inside_inputs
-        from lm_eval_bias.analysis.submission import export_submission
+        from lm_eval_bias.analysis.output import (
+            check_output_file,
+            refuse_output_inside_inputs,
+            write_json,
+        )
+        from lm_eval_bias.analysis.submission import (
+            export_submission,
+            open_llm_leaderboard_results,
+        )
 
-        refuse_output_inside_inputs([args.output], [args.run, args.reference])
+        outputs = [args.output, args.open_llm_leaderboard]
+        refuse_output_inside_inputs(outputs, [args.run, args.reference, args.weights,
+                                              args.reference_weights])
+        for out in outputs:
+            if out:
+                check_output_file(out)
         doc = export_submission(args.run, args.output, reference_path=args.reference,
                                 weights=args.weights, reference_weights=args.reference_weights)
+        if args.open_llm_leaderboard:
+            write_json(open_llm_leaderboard_results(doc), args.open_llm_leaderboard)
         n_files = len(doc["files"]["samples"])
         ref = " against a reference run" if doc["reference"] else ""
         print(f"wrote {args.output}: {doc['model']['name']}, {len(doc['tasks'])} tasks, "
               f"{n_files} samples files digested{ref}")
+        if args.open_llm_leaderboard:
+            print(f"wrote {args.open_llm_leaderboard}: leaderboard results (config, results per "
+                  "task and metric)")
         return 0
 
 
@@ -209,6 +230,7 @@ class Verify(Subcommand):
     examples = """
 lm-eval-bias verify submission.json --runs runs/w4 runs/bf16
 lm-eval-bias verify submission.json --runs runs/w4
+lm-eval-bias verify submission.json --runs runs/w4 runs/bf16 --rerun 20 --seed 1
 """
 
     def add_arguments(self, parser):
@@ -219,10 +241,29 @@ lm-eval-bias verify submission.json --runs runs/w4
         parser.add_argument("--weights", metavar="DIR", help="local checkpoint folder to hash")
         parser.add_argument("--reference-weights", metavar="DIR",
                             help="local checkpoint folder of the reference run")
+        group = parser.add_argument_group(
+            "rerun", "re-evaluate random items with the declared model, revision and "
+                     "quantization (lm-eval's evaluator) and compare them with the samples files")
+        group.add_argument("--rerun", type=int, metavar="N",
+                           help="number of documents to rerun (of the run, and the same of its "
+                                "reference)")
+        group.add_argument("--seed", type=int, default=0, metavar="S",
+                           help="seed of the draw of the documents (default 0)")
+        group.add_argument("--tolerance", type=float, default=None, metavar="T",
+                           help="log-likelihoods, probabilities and scores agree when "
+                                "math.isclose(a, b, rel_tol=T, abs_tol=T) (default 1e-3)")
+        group.add_argument("--device", metavar="DEV",
+                           help="lm-eval --device of the rerun (default: the run's)")
+        group.add_argument("--batch-size", metavar="B",
+                           help="lm-eval --batch_size of the rerun (default: the run's)")
 
     def run(self, args):
         from lm_eval_bias.analysis.verify import verify_submission
 
+        if args.rerun is not None and args.rerun < 1:
+            raise BiasEvalError(f"--rerun takes a number of documents >= 1, got {args.rerun}")
+        if args.tolerance is not None and not args.tolerance >= 0:  # NaN too
+            raise BiasEvalError(f"--tolerance takes a number >= 0, got {args.tolerance}")
         res = verify_submission(args.submission, args.runs, weights=args.weights,
                                 reference_weights=args.reference_weights)
         for m in res.mismatches:
@@ -230,7 +271,29 @@ lm-eval-bias verify submission.json --runs runs/w4
         for note in res.notes:
             print(f"note: {note}", file=sys.stderr)
         print(res.summary())
-        return 0 if res.ok else 1
+        if args.rerun is None:
+            return 0 if res.ok else 1
+        if not res.ok:
+            print("rerun: not run, the submission does not verify", file=sys.stderr)
+            return 1
+        return self._rerun(args, res.submission)
+
+    @staticmethod
+    def _rerun(args, submission) -> int:
+        from lm_eval_bias.rerun import DEFAULT_TOLERANCE, rerun_submission, verdict
+
+        tol = DEFAULT_TOLERANCE if args.tolerance is None else args.tolerance
+        reports = rerun_submission(submission, args.runs, args.rerun, seed=args.seed,
+                                   tolerance=tol, weights=args.weights,
+                                   reference_weights=args.reference_weights,
+                                   device=args.device, batch_size=args.batch_size)
+        for report in reports:
+            for line in report.mismatches:
+                print(f"RERUN MISMATCH {report.side}: {line}")
+            for note in report.notes:
+                print(f"note: rerun {report.side}: {note}", file=sys.stderr)
+        print(verdict(reports, tol, args.seed))
+        return 1 if any(r.mismatches for r in reports) else 0
 
 
 class Leaderboard(Subcommand):
@@ -252,7 +315,9 @@ lm-eval-bias leaderboard submissions/ --output site/
 
     def run(self, args):
         from lm_eval_bias.analysis.leaderboard import build_leaderboard
+        from lm_eval_bias.analysis.output import refuse_output_inside_inputs
 
+        refuse_output_inside_inputs([args.output], [args.submissions])
         result = build_leaderboard(args.submissions, args.output, plots=not args.no_plots)
         for entry in result["entries"]:
             print(f"{entry['status']:<10} {entry['id']}: {entry['message']}")

@@ -29,7 +29,7 @@ from typing import Any
 from lm_eval_bias._files import write_atomic
 from lm_eval_bias.analysis.output import jsonable
 from lm_eval_bias.analysis.runs import read_run
-from lm_eval_bias.analysis.submission import validate_schema
+from lm_eval_bias.analysis.submission import read_submission_text, validate_schema
 from lm_eval_bias.analysis.verify import Verification, verify_files
 from lm_eval_bias.errors import BiasEvalError
 
@@ -144,9 +144,11 @@ def _check(path: Path, runs: list[Path]) -> tuple[str, Verification | None, dict
         more = f" (+{len(res.mismatches) - 1} more)" if len(res.mismatches) > 1 else ""
         return "skipped", res, None, f"failed verification: {first}{more}"
     try:
-        sub = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return "skipped", None, None, f"not a readable JSON file ({exc})"
+        sub, problem = read_submission_text(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        sub, problem = None, str(exc)
+    if problem is not None:
+        return "skipped", None, None, f"not a readable JSON file ({problem})"
     problems = validate_schema(sub)
     if problems:
         where, msg = problems[0]
@@ -181,6 +183,9 @@ def build_leaderboard(submissions: str | Path, output: str | Path, *, plots: boo
     ``{"index": Path, "entries": [{"id", "status", "message"}], "n_listed", "n_unverified",
     "n_skipped"}``."""
     folder = Path(submissions)
+    out = Path(output)
+    if out.exists() and not out.is_dir():
+        raise BiasEvalError(f"--output {out} is a file; give a folder to write index.html into")
     if not folder.is_dir():
         raise BiasEvalError(f"submissions folder not found: {folder}; give a folder of "
                             "<name>/submission.json entries")
@@ -202,10 +207,13 @@ def build_leaderboard(submissions: str | Path, output: str | Path, *, plots: boo
             if why:
                 report[-1]["message"] += f"; {why}"
         rows.append(row)
-    out = Path(output)
-    out.mkdir(parents=True, exist_ok=True)
     index = out / "index.html"
-    write_atomic(index, render_page(rows, skipped))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        write_atomic(index, render_page(rows, skipped))
+    except OSError as exc:
+        raise BiasEvalError(f"cannot write {index}: {exc.strerror or exc}; choose another "
+                            "--output folder") from None
     return {"index": index, "entries": report,
             "n_listed": len(rows), "n_unverified": sum(r["status"] == "unverified" for r in rows),
             "n_skipped": len(skipped)}

@@ -58,6 +58,7 @@ from lm_eval_bias._versions import package_version
 from lm_eval_bias.analysis.compare import compare_runs
 from lm_eval_bias.analysis.output import jsonable, write_json
 from lm_eval_bias.analysis.runs import Run, model_args_dict, read_run
+from lm_eval_bias.checkpoint_info import compare_records, folder_record
 from lm_eval_bias.errors import BiasEvalError
 
 SCHEMA = "lm-eval-bias/submission"
@@ -105,6 +106,35 @@ def weights_digest(folder: str | Path) -> dict:
     per_file = {str(p.relative_to(folder)): file_digest(p)["sha256"] for p in files}
     text = "".join(f"{name}:{sha}\n" for name, sha in sorted(per_file.items()))
     return {"sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(), "files": per_file}
+
+
+def _unquantized(run: Run) -> bool:
+    q = run.quantization
+    return q is None or (isinstance(q, dict) and q.get("method") in (None, "none"))
+
+
+def check_weights_folder(run: Run, folder: str | Path) -> None:
+    """Refuse (`BiasEvalError`) a checkpoint folder that is not the one the run evaluated: the
+    architecture and sizes of its ``config.json`` and its stored parameter count must equal what
+    the run recorded (``config.checkpoint``, written by hf-quant; see `checkpoint_info`). A run
+    without that record (lm-eval's own ``hf`` model) is checked on ``model_num_parameters``,
+    which equals the stored count only for an unquantized run; a quantized run without the
+    record cannot be checked and is refused."""
+    found = folder_record(folder)
+    recorded = run.config.get("checkpoint")
+    if isinstance(recorded, dict):
+        problems = compare_records(recorded, found)
+    elif _unquantized(run) and isinstance(run.config.get("model_num_parameters"), int):
+        n_run, n_found = run.config["model_num_parameters"], found["safetensors_parameters"]
+        problems = [] if n_run == n_found else [f"parameters: run {n_run}, folder {n_found}"]
+    else:
+        raise BiasEvalError(
+            f"cannot check {folder} against the run: it recorded neither its checkpoint's config "
+            "nor (unquantized) its parameter count; rerun it with lm_eval --model hf-quant")
+    if problems:
+        more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise BiasEvalError(f"{folder} is not the checkpoint this run evaluated: {problems[0]}"
+                            f"{more}; give the folder the run loaded")
 
 
 # ----------------------------------------------------------------------------- samples scan
@@ -164,6 +194,7 @@ def _model_section(run: Run, weights: str | Path | None, require_weights: bool =
     digest = None
     if local:
         if folder is not None and folder.is_dir():
+            check_weights_folder(run, folder)
             digest = weights_digest(folder)
         elif require_weights:
             raise BiasEvalError(
@@ -359,6 +390,41 @@ def build_submission(run: Run, reference: Run | None = None, *,
     })
 
 
+#: deepest nesting a submission may have (its own structure is about 8 levels deep); deeper
+#: documents are refused before anything recursive (the JSON Schema check) walks them
+MAX_DEPTH = 64
+
+
+def nesting_depth(doc: Any, stop: int = MAX_DEPTH + 1) -> int:
+    """Nesting depth of a JSON value (a scalar is 0), computed without recursion; counting stops
+    at `stop`."""
+    deepest, stack = 0, [(doc, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list)):
+            depth += 1
+            deepest = max(deepest, depth)
+            if depth >= stop:
+                return deepest
+            stack.extend((v, depth) for v in (value.values() if isinstance(value, dict) else value))
+    return deepest
+
+
+def read_submission_text(text: str) -> tuple[Any, str | None]:
+    """Parse a submission file's text: (document, None), or (None, why it is unreadable) for text
+    that is not JSON or nests deeper than `MAX_DEPTH` (which Python's parser may refuse with a
+    RecursionError)."""
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, f"invalid JSON ({exc})"
+    except RecursionError:
+        return None, f"JSON nested deeper than {MAX_DEPTH} levels"
+    if nesting_depth(doc) > MAX_DEPTH:
+        return None, f"JSON nested deeper than {MAX_DEPTH} levels"
+    return doc, None
+
+
 def validate_schema(doc: Any) -> list[tuple[str, str]]:
     """(JSON path, message) for every place `doc` breaks the shipped schema; [] when valid."""
     try:
@@ -373,6 +439,59 @@ def validate_schema(doc: Any) -> list[tuple[str, str]]:
         where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path)
         out.append(("$" + where, err.message))
     return out
+
+
+def _open_llm_dtype(doc: dict) -> str | None:
+    q = doc.get("quantization")
+    if isinstance(q, dict) and q.get("method") not in (None, "none") and \
+            isinstance(q.get("bits"), (int, float)) and not isinstance(q.get("bits"), bool):
+        return f"{q['bits']:g}bit"
+    return doc["model"].get("dtype")
+
+
+def _open_llm_results(doc: dict) -> dict:
+    results: dict[str, dict] = {}
+    for task, t in sorted(doc["tasks"].items()):
+        entry: dict[str, Any] = {}
+        for key, score in sorted(t["scores"].items()):
+            metric, _, filt = key.partition(",")
+            if metric == "bias_item":  # lm-eval's count of per-item records, not a score
+                continue
+            name = metric if filt == "none" else key
+            entry[name] = score["value"]
+            entry[f"{metric}_stderr" if filt == "none" else f"{metric}_stderr,{filt}"] = \
+                score["stderr"]
+        results[task] = entry
+    change = (doc.get("change") or {}).get("all_tasks")
+    if change:
+        flips = change["flips"]
+        results["bias_change"] = {k: flips.get(k) for k in (
+            "response_flip_rate", "u2b_rate_of_unbiased", "b2u_rate_of_biased", "net_change")}
+    return results
+
+
+def open_llm_leaderboard_results(doc: dict) -> dict:
+    """The results file that the Hugging Face leaderboard templates (Open LLM Leaderboard,
+    demo-leaderboard) read, made from a submission: ``config`` with ``model_name``,
+    ``model_sha``, ``model_dtype``; ``results`` as ``{task: {metric: value}}``. Where each field
+    comes from: docs/leaderboard.md."""
+    model = doc["model"]
+    revision = model.get("revision")
+    sha = model.get("sha") or (revision if revision and _SHA_RE.match(str(revision)) else "")
+    return jsonable({
+        "config": {
+            "model_name": model.get("name"), "model_sha": sha,
+            "model_dtype": _open_llm_dtype(doc), "model_revision": revision,
+            "model_num_parameters": model.get("num_parameters"),
+            "weights_sha256": (model.get("weights") or {}).get("sha256"),
+            "lm_eval_model": model.get("lm_eval_model"), "quantization": doc.get("quantization"),
+        },
+        "results": _open_llm_results(doc),
+        "versions": {t: v["version"] for t, v in sorted(doc["tasks"].items())},
+        "n-shot": {t: v["n_shot"] for t, v in sorted(doc["tasks"].items())},
+        "lm_eval_bias": {"submission_schema": f"{doc['schema']} v{doc['schema_version']}",
+                         "software": doc["software"]},
+    })
 
 
 def export_submission(run_path: str | Path, output: str | Path, *,

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from lm_eval_bias.analysis.runs import read_run
 from lm_eval_bias.analysis.submission import (
     SamplesScan,
     build_submission,
+    read_submission_text,
     scan_run,
     validate_schema,
 )
@@ -194,7 +196,7 @@ def _doc_hash(doc: Any) -> str:
 
 
 def _check_installed(task_name: str, sub: dict, gen: dict, scan: SamplesScan,
-                     res: Verification) -> None:
+                     res: Verification):
     claimed = sub["tasks"][task_name]
     meta = dict((gen.get("tasks") or {}).get(task_name, {}).get("metadata") or {})
     meta.pop("version", None)
@@ -204,17 +206,18 @@ def _check_installed(task_name: str, sub: dict, gen: dict, scan: SamplesScan,
     except Exception as exc:  # noqa: BLE001 - any failure to build means: not checkable here
         res.mismatches.append(Mismatch(f"{where} (installed task)", Text("loadable here"),
                                        Text(f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}")))
-        return
+        return None
     if task is None:
         res.mismatches.append(Mismatch(f"{where} (installed task)", Text("installed here"),
                                        Text("not installed (pip install the lm-eval-bias version "
                                             "that made the submission)")))
-        return
+        return None
     installed_version = (task.config.metadata or {}).get("version")
     diff(claimed.get("version"), installed_version, f"{where}.version", res.mismatches,
          source=" (installed task)")
     _check_scores(task, claimed, scan, where, res)
     _check_task_hash(task, task_name, claimed, gen, scan, res)
+    return task
 
 
 def _check_scores(task, claimed: dict, scan: SamplesScan, where: str, res: Verification) -> None:
@@ -291,6 +294,111 @@ def _check_task_hash(task, task_name: str, claimed: dict, gen: dict, scan: Sampl
                          "instruction or chat template); documents and targets checked")
 
 
+# ----------------------------------------------------------------------------- software
+
+
+def _release(version: Any) -> tuple[int, ...] | None:
+    """The release numbers of a PEP 440 version (``"0.4.13.dev2+g1"`` -> ``(0, 4, 13)``)."""
+    m = re.match(r"^v?(\d+(?:\.\d+)*)", str(version)) if isinstance(version, str) else None
+    if m is None:
+        return None
+    parts = [int(x) for x in m.group(1).split(".")]
+    while len(parts) > 1 and parts[-1] == 0:
+        parts.pop()
+    return tuple(parts)
+
+
+def _check_software(claimed: dict, fresh: dict, res: Verification) -> None:
+    """``run_lm_eval`` and ``run_transformers`` are what the run's results JSON records; the
+    versions at export (``lm_eval_bias``, ``lm_eval``) are version strings (the schema) and an
+    ``lm_eval_bias`` newer than the one verifying is refused: its figures may follow rules this
+    installation does not know."""
+    for key in ("run_lm_eval", "run_transformers"):
+        diff(claimed.get(key), fresh.get(key), f"software.{key}", res.mismatches,
+             source=" (recomputed from the run)")
+    here = fresh.get("lm_eval_bias")
+    release, release_here = _release(claimed.get("lm_eval_bias")), _release(here)
+    # a malformed version is the schema's to report (its pattern)
+    if release is not None and release_here is not None and release > release_here:
+        res.mismatches.append(Mismatch(
+            "software.lm_eval_bias", Text(f"at most {here}, the version verifying here"),
+            Text(f"{claimed.get('lm_eval_bias')} (upgrade lm-eval-bias to verify it)")))
+
+
+# ----------------------------------------------------------------------------- data provenance
+
+
+def expected_effective(n_docs: int, limit: Any) -> int:
+    """Documents lm-eval evaluates of a task with `n_docs` under ``--limit`` (its own rule:
+    a fraction below 1 is a share, rounded up; otherwise a count)."""
+    if limit is None:
+        return n_docs
+    limit = float(limit)
+    return min(n_docs, int(math.ceil(n_docs * limit)) if limit < 1.0 else int(limit))
+
+
+def _check_doc_counts(run, tasks: dict[str, Any], res: Verification) -> None:
+    """``n-samples`` of every task: all the installed task's documents (``original``), and as
+    many evaluated (``effective``) as ``--limit`` allows. A run on a cut data file has fewer."""
+    counts = run.results.get("n-samples") or {}
+    for name, task in sorted(tasks.items()):
+        n_here = len(task.eval_docs)
+        entry = counts.get(name) if isinstance(counts.get(name), dict) else {}
+        diff(entry.get("original", _ABSENT), n_here, f"n-samples.{name}.original", res.mismatches,
+             source=" (documents of the installed task)")
+        diff(entry.get("effective", _ABSENT), expected_effective(n_here, run.limit),
+             f"n-samples.{name}.effective", res.mismatches,
+             source=f" (documents of the installed task under limit {run.limit})")
+
+
+def _check_data_files(run, read_here: dict, res: Verification) -> None:
+    """The run's ``data_files`` (sha256 of every benchmark file its tasks read, written by the
+    lm_eval command and the sweep; `tasks._data.files_read`) against the files the installed
+    tasks read here: the same names with the same SHA-256."""
+    recorded = run.results.get("data_files")
+    if not isinstance(recorded, dict):
+        res.mismatches.append(Mismatch(
+            "data_files (recomputed from the installed tasks)",
+            Text("the SHA-256 of every data file the run read, as lm-eval-bias records it"),
+            Text("no record in the results JSON" if recorded is None else "not an object")))
+        return
+    claimed, here = _shas_by_file(recorded), _shas_by_file(read_here)
+    for name in sorted(set(claimed) | set(here)):
+        diff(claimed.get(name, _ABSENT), here.get(name, _ABSENT),
+             f"data_files[{json.dumps(name)}].sha256", res.mismatches,
+             source=" (read by the installed tasks)")
+
+
+def _shas_by_file(files: dict) -> dict[str, Any]:
+    """file name (without the " [sample]" mark) -> its sha256 (a sorted list when one name was
+    read as two different files, e.g. a packaged sample and the full file)."""
+    out: dict[str, set] = {}
+    for key, entry in files.items():
+        sha = entry.get("sha256") if isinstance(entry, dict) else None
+        out.setdefault(str(key).removesuffix(" [sample]"), set()).add(str(sha))
+    return {k: (next(iter(v)) if len(v) == 1 else sorted(v)) for k, v in out.items()}
+
+
+def _check_installed_tasks(sub: dict, run, scans: dict, res: Verification) -> None:
+    """Every task of the run against the installed task (`_check_installed`), then the run's
+    documents: their number and the data files they came from. The tasks are built afresh, so
+    that the files they read here are recorded (`tasks._data.files_read`)."""
+    from lm_eval_bias.tasks import _data
+
+    _data.forget_files_read()
+    _TASKS.clear()
+    built = {}
+    for name in sorted(set(sub["tasks"]) & set(scans)):
+        task = _check_installed(name, sub, sub.get("generation") or {}, scans[name], res)
+        if task is not None:
+            built[name] = task
+    if len(built) < len(scans):
+        res.notes.append("data provenance not checked: some tasks are not installed here")
+        return
+    _check_doc_counts(run, built, res)
+    _check_data_files(run, _data.files_read(), res)
+
+
 # ----------------------------------------------------------------------------- entry point
 
 
@@ -302,11 +410,15 @@ def verify_submission(path: str | Path, runs: list[str | Path], *, weights: str 
     path = Path(path)
     res = Verification(path=path)
     try:
-        sub = json.loads(path.read_text(encoding="utf-8"))
+        sub, problem = read_submission_text(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise BiasEvalError(f"submission not found: {path}; give the file export wrote") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        res.mismatches.append(Mismatch("submission file", Text("valid JSON"), Text(f"invalid JSON ({exc})")))
+    except IsADirectoryError:
+        raise BiasEvalError(f"{path} is a folder; give the submission file export wrote") from None
+    except UnicodeDecodeError as exc:
+        sub, problem = None, f"invalid JSON ({exc})"
+    if problem is not None:
+        res.mismatches.append(Mismatch("submission file", Text("valid JSON"), Text(problem)))
         return res
     res.submission = sub if isinstance(sub, dict) else None
     for where, msg in validate_schema(sub):
@@ -345,8 +457,7 @@ def verify_submission(path: str | Path, runs: list[str | Path], *, weights: str 
                     "headline", "reference", "change"):
         res.n_values += diff(sub.get(section), fresh.get(section), section, res.mismatches,
                              source=" (recomputed from the run)")
-    diff(sub["software"].get("run_lm_eval"), fresh["software"].get("run_lm_eval"),
-         "software.run_lm_eval", res.mismatches, source=" (recomputed from the run)")
+    _check_software(sub["software"], fresh["software"], res)
     for side, sc, claimed_tasks in (("tasks", scans, sub.get("tasks") or {}),
                                     ("reference.tasks", ref_scans or {},
                                      (sub.get("reference") or {}).get("tasks") or {})):
@@ -360,8 +471,7 @@ def verify_submission(path: str | Path, runs: list[str | Path], *, weights: str 
         res.notes.append(f"the run used lm-eval {sub['software'].get('run_lm_eval')}, this machine "
                          f"has {here}: task hashes are compared across versions")
     if installed:
-        for task in sorted(set(sub["tasks"]) & set(scans)):
-            _check_installed(task, sub, sub.get("generation") or {}, scans[task], res)
+        _check_installed_tasks(sub, run, scans, res)
     else:
         res.notes.append("installed tasks not checked (--no-installed)")
     return res

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from lm_eval.models.huggingface import HFLM
 
+from lm_eval_bias.checkpoint_info import checkpoint_record
 from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.models.prefix_scoring import PrefixScoringMixin, parse_prefix_cache
 from lm_eval_bias.models.quant import QUANTIZERS
@@ -232,5 +233,9 @@ class HFQuantLM(PrefixScoringMixin, HFLM):
                                           if k != "modules_skipped"})
 
     def get_model_info(self) -> dict:
-        """HFLM's record plus `quantization`: this run's `QuantizationReport.to_dict()`."""
-        return {**super().get_model_info(), "quantization": self._quant_report.to_dict()}
+        """HFLM's record plus `quantization`: this run's `QuantizationReport.to_dict()`, and
+        `checkpoint`: the config sizes and stored parameter count (`checkpoint_info`) that
+        `export --weights` compares a weights folder with."""
+        folder = self.pretrained if isinstance(self.pretrained, (str, os.PathLike)) else None
+        return {**super().get_model_info(), "quantization": self._quant_report.to_dict(),
+                "checkpoint": checkpoint_record(self._model.config, folder)}
