@@ -50,6 +50,10 @@ lm-eval-bias compare runs/rtp_profanity runs/rtp_toxic_bert --allow-different-sc
         parser.add_argument("--allow-different-scorers", action="store_true",
                             help="compare generation tasks scored by different toxicity scorers "
                                  "(refused by default; the differences are listed)")
+        parser.add_argument("--allow-different-backends", action="store_true",
+                            help="pair runs of different engines (vllm against hf / hf-quant; "
+                                 "refused by default: their numerical differences would count "
+                                 "as flips)")
 
     def run(self, args):
         from lm_eval_bias.analysis.compare import (
@@ -68,7 +72,8 @@ lm-eval-bias compare runs/rtp_profanity runs/rtp_toxic_bert --allow-different-sc
             if out:
                 check_output_file(out)
         result = compare_run_folders(args.base, args.other,
-                                     allow_different_scorers=args.allow_different_scorers)
+                                     allow_different_scorers=args.allow_different_scorers,
+                                     allow_different_backends=args.allow_different_backends)
         # the files first, the terminal last: a closed pipe (`| head`) cannot cost the files
         if args.output_json:
             write_json(result, args.output_json)
@@ -79,6 +84,11 @@ lm-eval-bias compare runs/rtp_profanity runs/rtp_toxic_bert --allow-different-sc
             d = result["scorer_differences"][0]
             print(f"note: scored by different scorers (allowed), e.g. task {d['task']}: "
                   f"{d['base']} in BASE, {d['other']} in OTHER", file=sys.stderr)
+        if result.get("backend_difference"):
+            d = result["backend_difference"]
+            print(f"note: different backends (allowed): BASE ran on {d['base_engine']} "
+                  f"(--model {d['base']}), OTHER on {d['other_engine']} (--model {d['other']}); "
+                  "numerical differences between them count as flips", file=sys.stderr)
         for out in (args.output_json, args.output_md):
             if out:
                 print(f"wrote {out}")
@@ -131,6 +141,10 @@ lm-eval-bias report runs/* --output report/ --reference runs/bf16 --n-boot 2000 
         parser.add_argument("--allow-different-scorers", action="store_true",
                             help="pair runs whose generation tasks were scored by different "
                                  "toxicity scorers (refused by default; named in the notes)")
+        parser.add_argument("--allow-different-backends", action="store_true",
+                            help="pair runs of different engines (vllm against hf / hf-quant; "
+                                 "refused by default: their numerical differences would count "
+                                 "as flips)")
 
     def run(self, args):
         from lm_eval_bias.analysis.formatting import num, pct
@@ -140,7 +154,8 @@ lm-eval-bias report runs/* --output report/ --reference runs/bf16 --n-boot 2000 
         refuse_output_inside_inputs([args.output], [*args.runs, args.reference])
         report = build_report_from_folders(args.runs, reference=args.reference,
                                            n_boot=args.n_boot, seed=args.seed,
-                                           allow_different_scorers=args.allow_different_scorers)
+                                           allow_different_scorers=args.allow_different_scorers,
+                                           allow_different_backends=args.allow_different_backends)
         files = write_report(report, args.output)
         ref = report["reference"]
         print(f"reference: {ref['condition']} {ref['label']} ({len(ref['runs'])} run"
@@ -186,6 +201,10 @@ lm-eval-bias export runs/w4 --output submission.json --weights /models/my-4bit
                                  "path is not on this machine")
         parser.add_argument("--reference-weights", metavar="DIR",
                             help="the same for the reference run")
+        parser.add_argument("--allow-different-backends", action="store_true",
+                            help="pair runs of different engines (vllm against hf / hf-quant; "
+                                 "refused by default: their numerical differences would count "
+                                 "as flips)")
 
     def run(self, args):
         from lm_eval_bias.analysis.output import refuse_output_inside_inputs
@@ -193,7 +212,8 @@ lm-eval-bias export runs/w4 --output submission.json --weights /models/my-4bit
 
         refuse_output_inside_inputs([args.output], [args.run, args.reference])
         doc = export_submission(args.run, args.output, reference_path=args.reference,
-                                weights=args.weights, reference_weights=args.reference_weights)
+                                weights=args.weights, reference_weights=args.reference_weights,
+                                allow_different_backends=args.allow_different_backends)
         n_files = len(doc["files"]["samples"])
         ref = " against a reference run" if doc["reference"] else ""
         print(f"wrote {args.output}: {doc['model']['name']}, {len(doc['tasks'])} tasks, "
@@ -219,12 +239,17 @@ lm-eval-bias verify submission.json --runs runs/w4
         parser.add_argument("--weights", metavar="DIR", help="local checkpoint folder to hash")
         parser.add_argument("--reference-weights", metavar="DIR",
                             help="local checkpoint folder of the reference run")
+        parser.add_argument("--allow-different-backends", action="store_true",
+                            help="pair runs of different engines (vllm against hf / hf-quant; "
+                                 "refused by default: their numerical differences would count "
+                                 "as flips)")
 
     def run(self, args):
         from lm_eval_bias.analysis.verify import verify_submission
 
         res = verify_submission(args.submission, args.runs, weights=args.weights,
-                                reference_weights=args.reference_weights)
+                                reference_weights=args.reference_weights,
+                                allow_different_backends=args.allow_different_backends)
         for m in res.mismatches:
             print(f"MISMATCH {m.line()}")
         for note in res.notes:

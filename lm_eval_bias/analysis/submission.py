@@ -284,9 +284,9 @@ def _flipset(entry: dict) -> dict:
     }
 
 
-def change_section(reference: Run, run: Run) -> dict:
+def change_section(reference: Run, run: Run, allow_different_backends: bool = False) -> dict:
     """Item-level change of `run` against `reference` (`compare.compare_runs`), keyed by name."""
-    result = compare_runs(reference, run)
+    result = compare_runs(reference, run, allow_different_backends=allow_different_backends)
     tasks: dict[str, dict] = {}
     for t in result["tasks"]:
         tasks.setdefault(t["task"], {})[t["filter"]] = _flipset(t)
@@ -302,10 +302,12 @@ def build_submission(run: Run, reference: Run | None = None, *,
                      reference_weights: str | Path | None = None,
                      scans: dict[str, SamplesScan] | None = None,
                      reference_scans: dict[str, SamplesScan] | None = None,
-                     require_weights: bool = True) -> dict:
+                     require_weights: bool = True,
+                     allow_different_backends: bool = False) -> dict:
     """The submission of `run` (and its `reference`, the unquantized model), as a JSON-ready dict
     (structure: module docstring). `weights`: the local checkpoint folder when the run's
-    ``pretrained=`` path is not on this machine."""
+    ``pretrained=`` path is not on this machine. A reference run of another engine (vllm against
+    hf / hf-quant) is refused unless `allow_different_backends`."""
     scans = scans if scans is not None else scan_run(run)
     tasks_out = {}
     res = run.results.get("results") or {}
@@ -337,7 +339,7 @@ def build_submission(run: Run, reference: Run | None = None, *,
             "tasks": {t: {"version": reference.versions.get(t),
                           "task_hash": reference.task_hashes.get(t)} for t in reference.tasks},
         }
-        change = change_section(reference, run)
+        change = change_section(reference, run, allow_different_backends)
     return jsonable({
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
@@ -378,12 +380,14 @@ def validate_schema(doc: Any) -> list[tuple[str, str]]:
 def export_submission(run_path: str | Path, output: str | Path, *,
                       reference_path: str | Path | None = None,
                       weights: str | Path | None = None,
-                      reference_weights: str | Path | None = None) -> dict:
+                      reference_weights: str | Path | None = None,
+                      allow_different_backends: bool = False) -> dict:
     """Read the run folder(s), build the submission, check it against the schema, write it
     (atomically) to `output` and return it."""
     run = read_run(run_path)
     reference = read_run(reference_path) if reference_path else None
-    doc = build_submission(run, reference, weights=weights, reference_weights=reference_weights)
+    doc = build_submission(run, reference, weights=weights, reference_weights=reference_weights,
+                           allow_different_backends=allow_different_backends)
     problems = validate_schema(doc)
     if problems:  # a bug here, not a user error: say where
         where, msg = problems[0]
