@@ -63,7 +63,12 @@ _NONE_TEXT = ("", "none", "null", "auto", "false")
 
 class UnknownQuantization(ValueError):
     """The run is (or may be) quantized but its bits cannot be determined; the message says what
-    is missing (the caller names the run and how to supply it)."""
+    is missing (the caller names the run and, unless `hint` says otherwise, how to make the
+    checkpoint config readable)."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
 
 
 @dataclass(frozen=True)
@@ -266,6 +271,12 @@ def _vllm(args: dict, ckpt: CheckpointConfig) -> dict | None:
 
 
 def _hf(args: dict, ckpt: CheckpointConfig) -> dict | None:
+    if args.get("gguf_file"):
+        raise UnknownQuantization(
+            f"gguf_file={args['gguf_file']} loads weights stored in GGUF's quantized types, which "
+            "transformers decodes at load and lm-eval-bias does not read",
+            hint="evaluate a transformers checkpoint instead (the model saved with "
+                 "save_pretrained; its dense weights then count as unquantized)")
     if ckpt.where is not None:
         record = from_checkpoint_config(ckpt.quantization_config)
         if record is not None:

@@ -137,9 +137,10 @@ class Run:
             return run_quantization(self.model, args, recorded, ckpt)
         except UnknownQuantization as exc:
             name = str(args.get("pretrained", "?"))
-            hint = (f"run the analysis where the checkpoint folder {name} is, with its config.json"
-                    if looks_like_a_folder(name) else f"put its config.json in the Hugging Face "
-                    f"cache: hf download {name} config.json")
+            hint = exc.hint or (
+                f"run the analysis where the checkpoint folder {name} is, with its config.json"
+                if looks_like_a_folder(name) else f"put its config.json in the Hugging Face "
+                f"cache: hf download {name} config.json")
             raise BiasEvalError(
                 f"cannot tell the bits of run {self.results_file} (--model {self.model}, "
                 f"pretrained={name}): {exc}; {hint}"

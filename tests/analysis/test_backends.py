@@ -171,6 +171,14 @@ def test_a_quantized_run_whose_bits_are_unknown_is_refused(evaluated, tiny_llama
                 f"where the checkpoint folder {name} is, with its config.json") in msg
 
 
+def test_a_gguf_run_is_refused(evaluated, tiny_llama_dir, tmp_path):
+    run = read_run(write_lm_eval_run(evaluated, tmp_path / "gguf", "hf",
+                                     _vllm_args(tiny_llama_dir, gguf_file="m-Q4_1.gguf")))
+    with pytest.raises(BiasEvalError, match="gguf_file=m-Q4_1.gguf loads weights stored in "
+                                            "GGUF's quantized types.*save_pretrained"):
+        _ = run.quantization
+
+
 def test_unknown_bits_are_one_line_cli_errors(evaluated, tiny_llama_dir, tmp_path, capsys):
     ref = write_lm_eval_run(evaluated, tmp_path / "ref", "vllm", _vllm_args(tiny_llama_dir))
     other = write_lm_eval_run(evaluated, tmp_path / "other", "vllm",
