@@ -12,8 +12,8 @@ source                 read as
 hf-quant record        itself (what the run recorded wins over anything read later)
 checkpoint config      ``method: prequantized``, ``stage: checkpoint``, ``simulated: false`` and
                        the format's bits, group size, symmetry, activation bits
-                       (`from_checkpoint_config`: GPTQ, AWQ, compressed-tensors,
-                       bitsandbytes, fp8, quanto)
+                       (`from_checkpoint_config`: GPTQ (also AutoGPTQ's quantize_config.json), AWQ,
+                       compressed-tensors, bitsandbytes, fp8, quanto)
 vLLM ``quantization=``  fp8 / ptpc_fp8 on an unquantized checkpoint: dynamic FP8 W8A8;
                        bitsandbytes on an unquantized checkpoint: vLLM's in-flight 4-bit; every
                        other value names the checkpoint's own format, read from its config
@@ -277,12 +277,16 @@ def _hf(args: dict, ckpt: CheckpointConfig) -> dict | None:
             "transformers decodes at load and lm-eval-bias does not read",
             hint="evaluate a transformers checkpoint instead (the model saved with "
                  "save_pretrained; its dense weights then count as unquantized)")
+    gptq = [k for k in ("autogptq", "gptqmodel") if _truthy(args.get(k))]
     if ckpt.where is not None:
         record = from_checkpoint_config(ckpt.quantization_config)
         if record is not None:
             return record  # HFLM loads a quantized checkpoint with its own config
+        if gptq:
+            raise UnknownQuantization(f"--model hf {gptq[0]}=true loads a GPTQ checkpoint, but "
+                                      f"{ckpt.where} has no quantization_config (and no "
+                                      "quantize_config.json beside it)")
         return from_hf_args(args)
-    gptq = [k for k in ("autogptq", "gptqmodel") if _truthy(args.get(k))]
     if gptq:
         raise UnknownQuantization(f"--model hf {gptq[0]}=true takes its bits from the "
                                   "checkpoint's config.json, which is not readable here")
@@ -323,7 +327,8 @@ def looks_like_a_folder(name: str) -> bool:
 def read_checkpoint_config(args: dict) -> CheckpointConfig:
     """The checkpoint config of model args ``pretrained=`` (``revision``, ``subfolder``): the
     local folder's config.json, or the hub id's config.json in the Hugging Face cache (never the
-    network). ``where`` is None when it is not readable here."""
+    network); without a ``quantization_config`` there, AutoGPTQ's ``quantize_config.json`` beside
+    it. ``where`` is None when it is not readable here."""
     pretrained = args.get("pretrained")
     if not isinstance(pretrained, str) or not pretrained.strip():
         return CheckpointConfig(where=None)
@@ -349,4 +354,13 @@ def read_checkpoint_config(args: dict) -> CheckpointConfig:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return CheckpointConfig(where=None)
     qc = config.get("quantization_config") if isinstance(config, dict) else None
+    legacy = path.parent / "quantize_config.json"  # AutoGPTQ's own file, older GPTQ checkpoints
+    if qc is None and legacy.is_file():
+        try:
+            gptq = json.loads(legacy.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            return CheckpointConfig(where=None)
+        if isinstance(gptq, dict):
+            qc = {"quant_method": "gptq", **gptq}
+            return CheckpointConfig(where=str(legacy), quantization_config=qc)
     return CheckpointConfig(where=str(path), quantization_config=qc)

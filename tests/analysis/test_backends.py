@@ -379,6 +379,8 @@ def test_run_quantization_sources():
                         ("hf", {"gptqmodel": True})):
         with pytest.raises(UnknownQuantization):
             q.run_quantization(model, args, None, unreadable)
+    with pytest.raises(UnknownQuantization, match="autogptq=true loads a GPTQ checkpoint"):
+        q.run_quantization("hf", {"autogptq": True}, None, plain)
 
 
 def test_read_checkpoint_config(tmp_path, tiny_llama_dir):
@@ -389,4 +391,11 @@ def test_read_checkpoint_config(tmp_path, tiny_llama_dir):
     plain = q.read_checkpoint_config({"pretrained": str(tiny_llama_dir)})
     assert plain.where is not None and plain.quantization_config is None
     assert q.read_checkpoint_config({"pretrained": "org/not-cached"}).where is None
+    # an AutoGPTQ checkpoint that keeps its settings in quantize_config.json only
+    (tmp_path / "ckpt-plain").mkdir()
+    shutil.copy(tiny_llama_dir / "config.json", tmp_path / "ckpt-plain" / "config.json")
+    (tmp_path / "ckpt-plain" / "quantize_config.json").write_text(json.dumps(
+        {"bits": 4, "group_size": 128, "desc_act": False, "sym": True}))
+    legacy = q.read_checkpoint_config({"pretrained": str(tmp_path / "ckpt-plain")})
+    assert q.run_quantization("hf", {"autogptq": True}, None, legacy)["bits"] == 4
     assert q.read_checkpoint_config({}).where is None
