@@ -14,8 +14,9 @@
 #   4. bias_bbq_lite four times: --model vllm and --model hf-quant, each on both checkpoints,
 #      all in float16 (vLLM's 4-bit kernels: Machete on Hopper; Marlin needs input sizes that are
 #      multiples of 128, which SmolLM2's 576 is not; the Exllama fallback takes float16 only)
-#   5. lm-eval-bias compare: backends against each other (per checkpoint), and 16 vs 4 bits under
-#      each backend. compare does not check which backend wrote a run, so no flag is needed.
+#   5. lm-eval-bias compare: backends against each other (per checkpoint; compare refuses runs of
+#      different engines unless --allow-different-backends, which these pairs pass on purpose),
+#      and 16 vs 4 bits under each backend.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
@@ -82,6 +83,9 @@ for pair in "hfquant_fp16 vllm_fp16" "hfquant_w4a16 vllm_w4a16" "vllm_fp16 vllm_
             "hfquant_fp16 hfquant_w4a16"; do
     set -- $pair
     step "compare $1 -> $2"
-    "$LEB" compare "$RUNS/$1" "$RUNS/$2" --output-json "$WORK/compare_${1}_vs_${2}.json"
+    allow=()
+    [[ ${1%%_*} != "${2%%_*}" ]] && allow=(--allow-different-backends)
+    "$LEB" compare "$RUNS/$1" "$RUNS/$2" --output-json "$WORK/compare_${1}_vs_${2}.json" \
+        "${allow[@]}"
 done
 step "done in $((SECONDS - START)) s; runs in $RUNS, comparisons in $WORK/compare_*.json"

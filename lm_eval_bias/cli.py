@@ -50,6 +50,10 @@ lm-eval-bias compare runs/rtp_profanity runs/rtp_toxic_bert --allow-different-sc
         parser.add_argument("--allow-different-scorers", action="store_true",
                             help="compare generation tasks scored by different toxicity scorers "
                                  "(refused by default; the differences are listed)")
+        parser.add_argument("--allow-different-backends", action="store_true",
+                            help="pair runs of different engines (vllm against hf / hf-quant; "
+                                 "refused by default: their numerical differences would count "
+                                 "as flips)")
 
     def run(self, args):
         from lm_eval_bias.analysis.compare import (
@@ -68,7 +72,8 @@ lm-eval-bias compare runs/rtp_profanity runs/rtp_toxic_bert --allow-different-sc
             if out:
                 check_output_file(out)
         result = compare_run_folders(args.base, args.other,
-                                     allow_different_scorers=args.allow_different_scorers)
+                                     allow_different_scorers=args.allow_different_scorers,
+                                     allow_different_backends=args.allow_different_backends)
         # the files first, the terminal last: a closed pipe (`| head`) cannot cost the files
         if args.output_json:
             write_json(result, args.output_json)
@@ -79,6 +84,11 @@ lm-eval-bias compare runs/rtp_profanity runs/rtp_toxic_bert --allow-different-sc
             d = result["scorer_differences"][0]
             print(f"note: scored by different scorers (allowed), e.g. task {d['task']}: "
                   f"{d['base']} in BASE, {d['other']} in OTHER", file=sys.stderr)
+        if result.get("backend_difference"):
+            d = result["backend_difference"]
+            print(f"note: different backends (allowed): BASE ran on {d['base_engine']} "
+                  f"(--model {d['base']}), OTHER on {d['other_engine']} (--model {d['other']}); "
+                  "numerical differences between them count as flips", file=sys.stderr)
         for out in (args.output_json, args.output_md):
             if out:
                 print(f"wrote {out}")
@@ -131,6 +141,10 @@ lm-eval-bias report runs/* --output report/ --reference runs/bf16 --n-boot 2000 
         parser.add_argument("--allow-different-scorers", action="store_true",
                             help="pair runs whose generation tasks were scored by different "
                                  "toxicity scorers (refused by default; named in the notes)")
+        parser.add_argument("--allow-different-backends", action="store_true",
+                            help="pair runs of different engines (vllm against hf / hf-quant; "
+                                 "refused by default: their numerical differences would count "
+                                 "as flips)")
 
     def run(self, args):
         from lm_eval_bias.analysis.formatting import num, pct
@@ -140,7 +154,8 @@ lm-eval-bias report runs/* --output report/ --reference runs/bf16 --n-boot 2000 
         refuse_output_inside_inputs([args.output], [*args.runs, args.reference])
         report = build_report_from_folders(args.runs, reference=args.reference,
                                            n_boot=args.n_boot, seed=args.seed,
-                                           allow_different_scorers=args.allow_different_scorers)
+                                           allow_different_scorers=args.allow_different_scorers,
+                                           allow_different_backends=args.allow_different_backends)
         files = write_report(report, args.output)
         ref = report["reference"]
         print(f"reference: {ref['condition']} {ref['label']} ({len(ref['runs'])} run"
@@ -190,6 +205,10 @@ lm-eval-bias export runs/w4 --output submission.json --weights /models/my-4bit
                             help="also write the results file Hugging Face leaderboards read "
                                  "(config.model_name / model_sha / model_dtype, "
                                  "results[task][metric]; docs/leaderboard.md)")
+        parser.add_argument("--allow-different-backends", action="store_true",
+                            help="pair runs of different engines (vllm against hf / hf-quant; "
+                                 "refused by default: their numerical differences would count "
+                                 "as flips)")
 
     def run(self, args):
         from lm_eval_bias.analysis.output import (
@@ -209,7 +228,8 @@ lm-eval-bias export runs/w4 --output submission.json --weights /models/my-4bit
             if out:
                 check_output_file(out)
         doc = export_submission(args.run, args.output, reference_path=args.reference,
-                                weights=args.weights, reference_weights=args.reference_weights)
+                                weights=args.weights, reference_weights=args.reference_weights,
+                                allow_different_backends=args.allow_different_backends)
         if args.open_llm_leaderboard:
             write_json(open_llm_leaderboard_results(doc), args.open_llm_leaderboard)
         n_files = len(doc["files"]["samples"])
@@ -256,6 +276,10 @@ lm-eval-bias verify submission.json --runs runs/w4 runs/bf16 --rerun 20 --seed 1
                            help="lm-eval --device of the rerun (default: the run's)")
         group.add_argument("--batch-size", metavar="B",
                            help="lm-eval --batch_size of the rerun (default: the run's)")
+        parser.add_argument("--allow-different-backends", action="store_true",
+                            help="pair runs of different engines (vllm against hf / hf-quant; "
+                                 "refused by default: their numerical differences would count "
+                                 "as flips)")
 
     def run(self, args):
         from lm_eval_bias.analysis.verify import verify_submission
@@ -265,7 +289,8 @@ lm-eval-bias verify submission.json --runs runs/w4 runs/bf16 --rerun 20 --seed 1
         if args.tolerance is not None and not args.tolerance >= 0:  # NaN too
             raise BiasEvalError(f"--tolerance takes a number >= 0, got {args.tolerance}")
         res = verify_submission(args.submission, args.runs, weights=args.weights,
-                                reference_weights=args.reference_weights)
+                                reference_weights=args.reference_weights,
+                                allow_different_backends=args.allow_different_backends)
         for m in res.mismatches:
             print(f"MISMATCH {m.line()}")
         for note in res.notes:

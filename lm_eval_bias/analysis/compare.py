@@ -16,6 +16,7 @@ Result structure (all rates are floats or None, never NaN)::
       "tasks_only_in_base": [str], "tasks_only_in_other": [str],
       "aggregate_only": [{"name", "scores": [SCORE]}], # groups / tasks without bias_item, in both
       "scorer_differences": [{"task", "metric", "filter", "base", "other"}],  # only when allowed
+      "backend_difference": {"base", "other", "base_engine", "other_engine"},  # only when allowed
     }
     TASK  = {"task", "filter", "n_paired", "flips": FLIPS, "groups": [GROUP], "axes": [AXIS],
              "uncertainty": UNC, "group_asymmetry": ASYM, "scores": [SCORE],
@@ -51,6 +52,7 @@ from lm_eval_bias.analysis.output import (
     write_json,  # noqa: F401  (part of compare's interface)
 )
 from lm_eval_bias.analysis.pairing import (
+    backend_difference,
     check_comparable,
     check_scorers,
     metric_values,
@@ -165,13 +167,17 @@ def score_rows(base_entry: Any, other_entry: Any, filter_: str | None = None) ->
     return rows
 
 
-def compare_runs(base: Run, other: Run, *, allow_different_scorers: bool = False) -> dict:
+def compare_runs(base: Run, other: Run, *, allow_different_scorers: bool = False,
+                 allow_different_backends: bool = False) -> dict:
     """Compare two runs already read with `read_run` (see the module docstring for the result).
 
     Runs whose generation tasks were scored by different scorers (or scorer versions) are refused
     unless `allow_different_scorers`; the differences are then listed under
-    ``"scorer_differences"`` (a key present only when there are some)."""
-    common = check_comparable(base, other)
+    ``"scorer_differences"`` (a key present only when there are some). Runs of different engines
+    (vllm against hf / hf-quant) likewise unless `allow_different_backends`, then named under
+    ``"backend_difference"``."""
+    common = check_comparable(base, other, allow_different_backends=allow_different_backends)
+    backend_diff = backend_difference(base, other)
     scorer_diffs = check_scorers(base, other, common, allow_different_scorers)
     paired = pair_items(base.items[base.items["task"].isin(common)],
                         other.items[other.items["task"].isin(common)])
@@ -189,6 +195,8 @@ def compare_runs(base: Run, other: Run, *, allow_different_scorers: bool = False
         if rows:
             aggregate_only.append({"name": name, "scores": rows})
     extra = {"scorer_differences": scorer_diffs} if scorer_diffs else {}
+    if backend_diff:
+        extra["backend_difference"] = backend_diff
     return jsonable({
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
@@ -204,7 +212,8 @@ def compare_runs(base: Run, other: Run, *, allow_different_scorers: bool = False
 
 
 def compare_run_folders(base: str | Path, other: str | Path, *,
-                        allow_different_scorers: bool = False) -> dict:
+                        allow_different_scorers: bool = False,
+                        allow_different_backends: bool = False) -> dict:
     """Read two lm-eval ``--output_path`` folders and compare them item by item.
 
     Refuses (`BiasEvalError`) runs with no task in common, a task whose version, n-shot or filters
@@ -213,7 +222,8 @@ def compare_run_folders(base: str | Path, other: str | Path, *,
     docstring.
     """
     return compare_runs(read_run(base), read_run(other),
-                        allow_different_scorers=allow_different_scorers)
+                        allow_different_scorers=allow_different_scorers,
+                        allow_different_backends=allow_different_backends)
 
 
 # ----------------------------------------------------------------------------- rendering

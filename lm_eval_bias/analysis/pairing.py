@@ -3,8 +3,9 @@
 
 Two runs are comparable when they have a task in common and, for every common task, the same task
 version, n-shot, filters, documents (``doc_hash``) and doc set, and the same prompts
-(``prompt_hash``); generation tasks must also have been scored by the same scorers unless that is
-allowed explicitly. Items pair on (task, filter, doc_id).
+(``prompt_hash``), and were run by the same engine (transformers for hf and hf-quant, or
+vllm); generation tasks must also have been scored by the same scorers. Other engines or
+scorers are refused unless allowed explicitly. Items pair on (task, filter, doc_id).
 
 Social groups are ranked by one rule everywhere (`rank_groups`): largest |net change| first,
 groups whose net change is undefined last, then by task and group name.
@@ -17,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from lm_eval_bias.analysis.quantization import engine
 from lm_eval_bias.analysis.runs import Run
 from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.record_schema import DERIVED_COLUMNS, read_fields
@@ -35,8 +37,32 @@ def _label(run: Run, side: str) -> str:
     return f"{side} ({run.results_file})"
 
 
-def check_comparable(base: Run, other: Run) -> list[str]:
-    """Common tasks, after refusing runs that cannot be paired item by item."""
+def backend_difference(base: Run, other: Run) -> dict | None:
+    """The two runs' backends when they use different engines (`analysis.quantization.ENGINES`:
+    hf and hf-quant both run transformers, vllm its own kernels); None when the same or unknown."""
+    b, o = engine(base.model), engine(other.model)
+    if b is None or o is None or b == o:
+        return None
+    return {"base": base.backend, "other": other.backend, "base_engine": b, "other_engine": o}
+
+
+def check_backends(base: Run, other: Run, allow: bool) -> dict | None:
+    """Refuse runs from different engines unless `allow`; return the difference (None if none)."""
+    d = backend_difference(base, other)
+    if d is not None and not allow:
+        raise BiasEvalError(
+            f"BASE {base.path} ran on {d['base_engine']} (--model {d['base']}) but OTHER "
+            f"{other.path} on {d['other_engine']} (--model {d['other']}); the numerical "
+            "differences between backends would be counted as flips caused by quantization: run "
+            "both on the same backend, or allow it explicitly (--allow-different-backends)"
+        )
+    return d
+
+
+def check_comparable(base: Run, other: Run, *, allow_different_backends: bool = False) -> list[str]:
+    """Common tasks, after refusing runs that cannot be paired item by item (runs of different
+    backends too, unless `allow_different_backends`)."""
+    check_backends(base, other, allow_different_backends)
     common = sorted(set(base.tasks) & set(other.tasks))
     if not common:
         raise BiasEvalError(

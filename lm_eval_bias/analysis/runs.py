@@ -32,6 +32,7 @@ have one finite, non-negative value per choice summing to 1 (within `PROBS_SUM_T
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import math
@@ -49,6 +50,13 @@ except ImportError:  # pragma: no cover - depends on the environment
     _orjson = None
 
 from lm_eval_bias.analysis import builtin, details_repo
+from lm_eval_bias.analysis.quantization import (
+    UnknownQuantization,
+    looks_like_a_folder,
+    read_checkpoint_config,
+    run_quantization,
+)
+from lm_eval_bias.analysis.quantization import backend as run_backend
 from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.metrics.uncertainty import normalized_entropies, uncertainty_bins
 from lm_eval_bias.record_schema import (
@@ -112,17 +120,35 @@ class Run:
         return self.results.get("model_name") or model_args_dict(self.model_args).get("pretrained")
 
     @property
+    def backend(self) -> str | None:
+        """The backend that ran it, from ``config.model``: ``hf``, ``hf-quant``, ``vllm``, ...
+        (`analysis.quantization.backend`)."""
+        return run_backend(self.model)
+
+    @functools.cached_property
     def quantization(self) -> Any:
-        """``results["config"]["quantization"]`` when the model wrote it (``hf-quant`` does);
-        otherwise the quantization-like model args (keys containing ``quant`` or ``bits``, or
-        starting with ``load_in_``), or None when there are none."""
-        q = self.config.get("quantization")
-        if q is not None:
-            return q
+        """The quantization record, in the fields hf-quant writes to ``config.quantization``
+        (None: not quantized): hf-quant's own record, else read from the checkpoint's
+        ``quantization_config`` and the model args of ``hf`` / ``vllm``
+        (`analysis.quantization`). Refuses a run that is, or may be, quantized with bits that
+        cannot be determined."""
         args = model_args_dict(self.model_args)
-        found = {k: v for k, v in args.items()
-                 if "quant" in k.lower() or "bits" in k.lower() or k.lower().startswith("load_in_")}
-        return found or None
+        recorded = self.config.get("quantization")
+        ckpt = None
+        if recorded is None and run_backend(self.model) in ("hf", "vllm"):
+            ckpt = read_checkpoint_config(args)
+        try:
+            return run_quantization(self.model, args, recorded, ckpt)
+        except UnknownQuantization as exc:
+            name = str(args.get("pretrained", "?"))
+            hint = exc.hint or (
+                f"run the analysis where the checkpoint folder {name} is, with its config.json"
+                if looks_like_a_folder(name) else f"put its config.json in the Hugging Face "
+                f"cache: hf download {name} config.json")
+            raise BiasEvalError(
+                f"cannot tell the bits of run {self.results_file} (--model {self.model}, "
+                f"pretrained={name}): {exc}; {hint}"
+            ) from None
 
     @property
     def versions(self) -> dict:

@@ -113,13 +113,15 @@ def _unquantized(run: Run) -> bool:
     return q is None or (isinstance(q, dict) and q.get("method") in (None, "none"))
 
 
-def check_weights_folder(run: Run, folder: str | Path) -> None:
+def check_weights_folder(run: Run, folder: str | Path, *, given: bool = True) -> None:
     """Refuse (`BiasEvalError`) a checkpoint folder that is not the one the run evaluated: the
     architecture and sizes of its ``config.json`` and its stored parameter count must equal what
     the run recorded (``config.checkpoint``, written by hf-quant; see `checkpoint_info`). A run
     without that record (lm-eval's own ``hf`` model) is checked on ``model_num_parameters``,
     which equals the stored count only for an unquantized run; a quantized run without the
-    record cannot be checked and is refused."""
+    record cannot be checked: a folder ``given`` in its place (``--weights``) is refused, while
+    the folder at the run's own ``pretrained=`` path (``given=False``; a vLLM run records nothing
+    about its checkpoint) is taken as the one it loaded."""
     found = folder_record(folder)
     recorded = run.config.get("checkpoint")
     if isinstance(recorded, dict):
@@ -127,6 +129,8 @@ def check_weights_folder(run: Run, folder: str | Path) -> None:
     elif _unquantized(run) and isinstance(run.config.get("model_num_parameters"), int):
         n_run, n_found = run.config["model_num_parameters"], found["safetensors_parameters"]
         problems = [] if n_run == n_found else [f"parameters: run {n_run}, folder {n_found}"]
+    elif not given:
+        return
     else:
         raise BiasEvalError(
             f"cannot check {folder} against the run: it recorded neither its checkpoint's config "
@@ -194,7 +198,7 @@ def _model_section(run: Run, weights: str | Path | None, require_weights: bool =
     digest = None
     if local:
         if folder is not None and folder.is_dir():
-            check_weights_folder(run, folder)
+            check_weights_folder(run, folder, given=weights is not None)
             digest = weights_digest(folder)
         elif require_weights:
             raise BiasEvalError(
@@ -315,9 +319,9 @@ def _flipset(entry: dict) -> dict:
     }
 
 
-def change_section(reference: Run, run: Run) -> dict:
+def change_section(reference: Run, run: Run, allow_different_backends: bool = False) -> dict:
     """Item-level change of `run` against `reference` (`compare.compare_runs`), keyed by name."""
-    result = compare_runs(reference, run)
+    result = compare_runs(reference, run, allow_different_backends=allow_different_backends)
     tasks: dict[str, dict] = {}
     for t in result["tasks"]:
         tasks.setdefault(t["task"], {})[t["filter"]] = _flipset(t)
@@ -333,10 +337,12 @@ def build_submission(run: Run, reference: Run | None = None, *,
                      reference_weights: str | Path | None = None,
                      scans: dict[str, SamplesScan] | None = None,
                      reference_scans: dict[str, SamplesScan] | None = None,
-                     require_weights: bool = True) -> dict:
+                     require_weights: bool = True,
+                     allow_different_backends: bool = False) -> dict:
     """The submission of `run` (and its `reference`, the unquantized model), as a JSON-ready dict
     (structure: module docstring). `weights`: the local checkpoint folder when the run's
-    ``pretrained=`` path is not on this machine."""
+    ``pretrained=`` path is not on this machine. A reference run of another engine (vllm against
+    hf / hf-quant) is refused unless `allow_different_backends`."""
     scans = scans if scans is not None else scan_run(run)
     tasks_out = {}
     res = run.results.get("results") or {}
@@ -368,7 +374,7 @@ def build_submission(run: Run, reference: Run | None = None, *,
             "tasks": {t: {"version": reference.versions.get(t),
                           "task_hash": reference.task_hashes.get(t)} for t in reference.tasks},
         }
-        change = change_section(reference, run)
+        change = change_section(reference, run, allow_different_backends)
     return jsonable({
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
@@ -497,12 +503,14 @@ def open_llm_leaderboard_results(doc: dict) -> dict:
 def export_submission(run_path: str | Path, output: str | Path, *,
                       reference_path: str | Path | None = None,
                       weights: str | Path | None = None,
-                      reference_weights: str | Path | None = None) -> dict:
+                      reference_weights: str | Path | None = None,
+                      allow_different_backends: bool = False) -> dict:
     """Read the run folder(s), build the submission, check it against the schema, write it
     (atomically) to `output` and return it."""
     run = read_run(run_path)
     reference = read_run(reference_path) if reference_path else None
-    doc = build_submission(run, reference, weights=weights, reference_weights=reference_weights)
+    doc = build_submission(run, reference, weights=weights, reference_weights=reference_weights,
+                           allow_different_backends=allow_different_backends)
     problems = validate_schema(doc)
     if problems:  # a bug here, not a user error: say where
         where, msg = problems[0]

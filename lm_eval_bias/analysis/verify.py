@@ -404,7 +404,8 @@ def _check_installed_tasks(sub: dict, run, scans: dict, res: Verification) -> No
 
 def verify_submission(path: str | Path, runs: list[str | Path], *, weights: str | Path | None = None,
                       reference_weights: str | Path | None = None,
-                      installed: bool = True) -> Verification:
+                      installed: bool = True,
+                      allow_different_backends: bool = False) -> Verification:
     """Check submission file `path` against run folder ``runs[0]`` (and the reference run
     ``runs[1]`` when the submission has one). See the module docstring for what is checked."""
     path = Path(path)
@@ -443,7 +444,8 @@ def verify_submission(path: str | Path, runs: list[str | Path], *, weights: str 
     scans = scan_run(run)
     ref_scans = scan_run(reference) if reference is not None else None
     fresh = build_submission(run, reference, weights=weights, reference_weights=reference_weights,
-                             scans=scans, reference_scans=ref_scans, require_weights=False)
+                             scans=scans, reference_scans=ref_scans, require_weights=False,
+                             allow_different_backends=allow_different_backends)
     res.tasks = sorted(fresh["tasks"])
     res.n_files = len(scans) + 1 + (len(ref_scans) + 1 if ref_scans is not None else 0)
     for side, m in (("model", fresh["model"]),

@@ -94,15 +94,19 @@ def test_read_run_info(tmp_path):
     assert info["timestamp"] == "2025-06-01T12-00-00.000001"
 
 
-def test_quantization_falls_back_to_model_args(tmp_path):
+def test_quantization_without_a_record_is_read_from_the_model_args(tmp_path):
+    # (the fallback to any model_args key containing "quant" or "bits" is gone: the args are
+    # mapped to hf-quant's record fields, tests/analysis/test_backends.py)
     files = write_run(tmp_path / "run", ITEMS,
                       model_args="pretrained=org/m,quant=rtn,bits=4,dtype=float32")
-    assert read_run(files.out).quantization == {"quant": "rtn", "bits": "4"}
+    assert read_run(files.out).quantization == {"method": "rtn", "bits": 4}
     files = write_run(tmp_path / "run2", ITEMS, model_args="pretrained=org/m")
     assert read_run(files.out).quantization is None
-    files = write_run(tmp_path / "run3", ITEMS,
+    files = write_run(tmp_path / "run3", ITEMS, model="hf",
                       model_args={"pretrained": "m", "load_in_4bit": True})
-    assert read_run(files.out).quantization == {"load_in_4bit": True}
+    assert read_run(files.out).quantization == {
+        "method": "fp4", "library": "bitsandbytes", "simulated": False, "stage": "load",
+        "bits": 4}
 
 
 def test_newest_results_file_wins_and_the_others_are_recorded(tmp_path):

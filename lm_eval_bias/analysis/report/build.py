@@ -8,7 +8,8 @@ dict, composed of one builder per top-level section (modules of this package); t
 
 Conditions, reference, seeds
 ----------------------------
-Runs are grouped into *conditions*: same checkpoint (``model_name``), dtype, quantization record
+Runs are grouped into *conditions*: same checkpoint (``model_name``), engine (transformers for hf
+and hf-quant, or vllm), dtype, quantization record
 (without its volatile keys: timings, byte counts, errors, library version) and task list. Runs of
 one condition differ only in a seed (``config.random_seed/numpy_seed/torch_seed/fewshot_seed``,
 task metadata keys with "seed" in the name, e.g. BBQ's ``permute_seed``, model_args "seed" keys);
@@ -21,8 +22,8 @@ refused. Each run of another condition is paired with the reference run of the s
 the only reference run when the reference has one; pairing follows `analysis.pairing`, as
 `compare` does (same task versions, n-shot, filters, documents, prompts; refused otherwise).
 
-Bit width (dose-response): ``quantization.bits`` (or model_args ``bits`` / ``load_in_4bit`` /
-``load_in_8bit``). The reference counts as the width of its dtype (``model_dtype``: float32 -> 32,
+Bit width (dose-response): ``quantization.bits`` of `Run.quantization` (hf-quant's record, or
+the one read from an hf / vllm run's checkpoint config and model args). The reference counts as the width of its dtype (``model_dtype``: float32 -> 32,
 float16 / bfloat16 -> 16; 16 when not recorded). Only the intercept depends on that choice: the
 slope per bit removed does not.
 
@@ -84,10 +85,13 @@ from lm_eval_bias.errors import BiasEvalError
 
 def build_report(runs: list[Run], *, reference: int | None = None, n_boot: int = 1000,
                  seed: int = 0, alpha: float = 0.05, ci: float = 0.95,
-                 allow_different_scorers: bool = False) -> dict:
+                 allow_different_scorers: bool = False,
+                 allow_different_backends: bool = False) -> dict:
     """The report over `runs` (see the module docstring). `reference` is an index into `runs`.
     A run whose generation tasks were scored by another scorer than its reference run is refused
-    (as in `analysis.compare`) unless `allow_different_scorers`; then it is named in the notes."""
+    (as in `analysis.compare`) unless `allow_different_scorers`; then it is named in the notes.
+    So is a run of another engine (vllm against hf / hf-quant) unless
+    `allow_different_backends`."""
     if not runs:
         raise BiasEvalError("no runs given; give at least two lm-eval --output_path folders")
     check_n_boot(n_boot)
@@ -100,7 +104,8 @@ def build_report(runs: list[Run], *, reference: int | None = None, n_boot: int =
             "run of another precision or model to compare"
         )
     notes: list[str] = [f"{r.results_file}: {rebuilt_note(r.rebuilt)}" for r in runs if r.rebuilt]
-    paired = pair_conditions(runs, conds, allow_different_scorers, notes)
+    paired = pair_conditions(runs, conds, allow_different_scorers, notes,
+                             allow_different_backends=allow_different_backends)
     tasks = tasks_section(runs, conds, paired, n_boot=n_boot, seed=seed, ci=ci)
     comparisons = comparisons_section(runs, conds, paired, tasks, alpha=alpha)
     dose = dose_response_section(conds, paired, notes)
@@ -128,7 +133,8 @@ def _resolve(p: str | Path) -> str:
 
 def build_report_from_folders(paths: list[str | Path], *, reference: str | Path | None = None,
                               n_boot: int = 1000, seed: int = 0, alpha: float = 0.05,
-                              ci: float = 0.95, allow_different_scorers: bool = False) -> dict:
+                              ci: float = 0.95, allow_different_scorers: bool = False,
+                              allow_different_backends: bool = False) -> dict:
     """Read every run folder (`read_run`) and `build_report`. `reference` names one of `paths`
     (it is added when it is not among them)."""
     check_n_boot(n_boot)  # before reading any run: a bad --n-boot is an immediate line
@@ -148,4 +154,5 @@ def build_report_from_folders(paths: list[str | Path], *, reference: str | Path 
         ref_index = [_resolve(p) for p in paths].index(rr)
     runs = [read_run(p) for p in paths]
     return build_report(runs, reference=ref_index, n_boot=n_boot, seed=seed, alpha=alpha, ci=ci,
-                        allow_different_scorers=allow_different_scorers)
+                        allow_different_scorers=allow_different_scorers,
+                        allow_different_backends=allow_different_backends)

@@ -1,8 +1,8 @@
 """Runs grouped into conditions, the reference condition, seeds and bit widths, and the report's
 ``runs``, ``conditions`` and ``reference`` sections.
 
-A *condition* is one checkpoint (``model_name``), dtype, quantization record (without its volatile
-keys, `VOLATILE_QUANT_KEYS`) and task list; its runs differ only in seeds and are pooled. The
+A *condition* is one checkpoint (``model_name``), engine (vllm apart from transformers), dtype,
+quantization record (without its volatile keys, `VOLATILE_QUANT_KEYS`) and task list; its runs differ only in seeds and are pooled. The
 reference condition is the unquantized one, or the one of the run named by ``reference``.
 """
 
@@ -14,6 +14,7 @@ from typing import Any
 
 from lm_eval_bias.analysis.formatting import quant_text
 from lm_eval_bias.analysis.output import jsonable
+from lm_eval_bias.analysis.quantization import engine
 from lm_eval_bias.analysis.runs import Run, model_args_dict
 from lm_eval_bias.errors import BiasEvalError
 
@@ -60,25 +61,18 @@ def _dtype_bits(run: Run) -> int:
 
 
 def run_bits(run: Run) -> float | None:
-    """The run's weight bit width: ``quantization.bits`` (or model_args ``bits`` /
-    ``load_in_4bit`` / ``load_in_8bit``); an unquantized run counts as the width of its dtype
-    (float32 32, float16 / bfloat16 16, 16 when not recorded). None when it is not recorded."""
+    """The run's weight bit width: ``quantization.bits`` of its record (`Run.quantization`, for
+    every backend); an unquantized run counts as the width of its dtype (float32 32, float16 /
+    bfloat16 16, 16 when not recorded). None when the record has no bits."""
     if is_unquantized(run):
         return float(_dtype_bits(run))
     q = run.quantization if isinstance(run.quantization, dict) else {}
-    args = model_args_dict(run.model_args)
-    for source in (q, args):
-        b = source.get("bits") if isinstance(source, dict) else None
-        if b is not None:
-            try:
-                return float(b)
-            except (TypeError, ValueError):
-                pass
-    for source in (q, args):
-        if _truthy(source.get("load_in_4bit")):
-            return 4.0
-        if _truthy(source.get("load_in_8bit")):
-            return 8.0
+    b = q.get("bits")
+    if b is not None and not isinstance(b, bool):
+        try:
+            return float(b)
+        except (TypeError, ValueError):
+            pass
     return None
 
 
@@ -106,13 +100,18 @@ def _condition_key(run: Run) -> str:
     q = run.quantization
     if isinstance(q, dict):
         q = {k: v for k, v in q.items() if k not in VOLATILE_QUANT_KEYS and "seed" not in k}
-    return canon({"model_name": run.model_name, "dtype": run.config.get("model_dtype"),
-                  "quantization": None if is_unquantized(run) else q, "tasks": run.tasks})
+    key = {"model_name": run.model_name, "dtype": run.config.get("model_dtype"),
+           "quantization": None if is_unquantized(run) else q, "tasks": run.tasks}
+    if engine(run.model) not in (None, "transformers"):
+        key["engine"] = engine(run.model)  # the same checkpoint on vllm is another condition
+    return canon(key)
 
 
 def _label(run: Run) -> str:
     q = "not quantized" if is_unquantized(run) else quant_text(run.quantization)
-    return f"{run.model_name or '?'} · {q}"
+    on = engine(run.model)
+    return f"{run.model_name or '?'} · {q}" + (f" · {on}" if on not in (None, "transformers")
+                                               else "")
 
 
 @dataclass

@@ -7,7 +7,12 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from lm_eval_bias.analysis.pairing import check_comparable, check_scorers, pair_items
+from lm_eval_bias.analysis.pairing import (
+    check_backends,
+    check_comparable,
+    check_scorers,
+    pair_items,
+)
 from lm_eval_bias.analysis.report.conditions import Condition, seed_pairs
 from lm_eval_bias.analysis.runs import Run
 
@@ -21,9 +26,14 @@ class Paired:
     items: pd.DataFrame
 
 
-def _pair_runs(base: Run, other: Run, cond: Condition, allow_different_scorers: bool,
+def _pair_runs(base: Run, other: Run, cond: Condition, allow: tuple[bool, bool],
                notes: list[str]) -> pd.DataFrame:
-    common = check_comparable(base, other)
+    allow_different_scorers, allow_different_backends = allow
+    d = check_backends(base, other, allow_different_backends)
+    if d is not None:
+        notes.append(f"{cond.id}: run on {d['other_engine']} (--model {d['other']}) but the "
+                     f"reference on {d['base_engine']} (--model {d['base']}), allowed")
+    common = check_comparable(base, other, allow_different_backends=True)
     for d in check_scorers(base, other, common, allow_different_scorers):
         notes.append(f"{cond.id}: task {d['task']} scored by {d['base']} in the reference "
                      f"but {d['other']} here ({d['metric']}), allowed")
@@ -39,16 +49,18 @@ def _pair_runs(base: Run, other: Run, cond: Condition, allow_different_scorers: 
 
 
 def pair_conditions(runs: list[Run], conds: list[Condition], allow_different_scorers: bool,
-                    notes: list[str]) -> dict[str, Paired]:
+                    notes: list[str], allow_different_backends: bool = False
+                    ) -> dict[str, Paired]:
     """{condition id: `Paired`} for every condition but the reference (``conds[0]``); notes on
-    allowed scorer differences and tasks left out are appended to `notes`."""
+    allowed scorer and backend differences and tasks left out are appended to `notes`."""
     ref = conds[0]
     out = {}
     for c in conds[1:]:
         pairs = seed_pairs(runs, ref, c)
         parts = []
         for k, (j, i) in enumerate(pairs):
-            p = _pair_runs(runs[j], runs[i], c, allow_different_scorers, notes)
+            p = _pair_runs(runs[j], runs[i], c,
+                           (allow_different_scorers, allow_different_backends), notes)
             p["pair"] = k
             parts.append(p)
         items = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
