@@ -3,6 +3,7 @@ prefill (repeat_sampling=true), timed side by side, with a check that the sample
 distribution.
 
     python benchmarks/bench_repeats.py [--k 5,25] [--prompts 40] [--batch-size 16] [--rounds 4]
+        [--threads N] [--json FILE]
 
 Not a test. Both models wrap one SmolLM2-135M-Instruct model object (the embedded checkpoint,
 `lm_eval_bias.models.smollm2.ensure_checkpoint()`; fp32 weights decoded from a Q4_1 GGUF file, so
@@ -153,10 +154,15 @@ def main(argv=None) -> int:
                         help="slices timed alternately on the two models")
     parser.add_argument("--scorer", default="profanity", help="toxicity scorer (see scorers/)")
     parser.add_argument("--seed", type=int, default=1234, help="torch seed of the first slice")
+    parser.add_argument("--threads", type=int,
+                        help="torch threads (default torch's; 1 is steadier on a loaded machine)")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args(argv)
 
     import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
     from lm_eval.models.huggingface import HFLM
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -18,7 +18,7 @@ Here, per distinct request:
   models, caches that are not plain full-attention `DynamicCache`s, PEFT prompt-learning,
   `repeat_sampling=false`): lm-eval's path, with one log line per reason. Path name: `lm_eval`.
 
-What is and is not reproduced (docs/performance.md has the measurements):
+What is and is not reproduced (measurements: README.md, Performance):
 
 * Greedy outputs equal lm-eval's (tests/models/test_repeat_sampling.py: a request mix with
   different prompt lengths, stop sequences and max_gen_toks, against plain `hf`). The batches

@@ -142,7 +142,7 @@ def test_sampled_first_token_follows_the_model_distribution(tiny_llama_dir):
 
 
 def test_unsupported_kwargs_fall_back_logged(tiny_llama_dir, caplog):
-    gen = {"until": ["\n\n"], "max_gen_toks": 6, "do_sample": True, "top_k": 1,
+    gen = {"until": ["\n\n"], "max_gen_toks": 6, "do_sample": True, "temperature": 1.0, "top_k": 1,
            "no_repeat_ngram_size": 2}
     requests = _requests(PROMPTS[:3], [2, 3, 1], [gen])
     ref = _run(HFLM(pretrained=str(tiny_llama_dir), device="cpu", batch_size=2), requests)
@@ -157,7 +157,7 @@ def test_unsupported_kwargs_fall_back_logged(tiny_llama_dir, caplog):
 
 
 def test_repeat_sampling_false_and_unrepeated_requests_use_lm_eval(tiny_llama_dir, caplog):
-    gen = {"until": ["\n\n"], "max_gen_toks": 4, "do_sample": True, "top_k": 1}
+    gen = {"until": ["\n\n"], "max_gen_toks": 4, "do_sample": True, "temperature": 1.0, "top_k": 1}
     requests = _requests(PROMPTS[:2], [2, 2], [gen])
     hfq = HFQuantLM(pretrained=str(tiny_llama_dir), device="cpu", batch_size=2,
                     repeat_sampling="false")
@@ -181,7 +181,7 @@ def test_sliding_window_cache_falls_back_once(tiny_llama_dir, caplog):
         vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
         num_attention_heads=4, num_key_value_heads=2, sliding_window=16,
         max_position_embeddings=512, pad_token_id=tok.pad_token_id)).eval()
-    gen = {"until": ["\n\n"], "max_gen_toks": 5, "do_sample": True, "top_k": 1}
+    gen = {"until": ["\n\n"], "max_gen_toks": 5, "do_sample": True, "temperature": 1.0, "top_k": 1}
     requests = _requests(PROMPTS[:3], [2, 3, 2], [gen])
     ref = _run(HFLM(pretrained=model, tokenizer=str(tiny_llama_dir), batch_size=4), requests)
     hfq = HFQuantLM(pretrained=model, tokenizer=str(tiny_llama_dir), batch_size=4)
