@@ -2,7 +2,7 @@
 bias_suite_lite, side by side in one benchmark run; optionally where the time goes per task.
 
     python benchmarks/bench_suite_lite.py [--tasks bias_rtp_lite,bias_suite_lite] [--limit N]
-        [--batch-size 16] [--trials 1] [--profile]
+        [--batch-size 16] [--trials 1] [--threads N] [--profile] [--no-cli]
 
 Not a test. The model is the embedded SmolLM2-135M-Instruct checkpoint
 (`lm_eval_bias.models.smollm2.ensure_checkpoint()`; fp32 weights decoded from a Q4_1 GGUF file, so
@@ -54,11 +54,11 @@ def lm_eval_command(model: str, task: str, checkpoint: str, batch_size: str, lim
     return cmd + (["--limit", limit] if limit else [])
 
 
-def run_timed(cmd: list[str]) -> tuple[float, float]:
+def run_timed(cmd: list[str], env: dict | None = None) -> tuple[float, float]:
     """Wall and CPU (user + system) seconds of one command; it must succeed."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    proc = subprocess.run(cmd, check=False, capture_output=True, text=True)
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
@@ -93,7 +93,7 @@ def side_by_side(tasks: list[str], checkpoint: str, args) -> None:
                 with tempfile.TemporaryDirectory(prefix="bench-suite-") as tmp:
                     cmd = lm_eval_command(model, task, checkpoint, args.batch_size, args.limit,
                                           Path(tmp))
-                    wall, cpu = run_timed(cmd)
+                    wall, cpu = run_timed(cmd, args.child_env)
                     last[model] = read_results(Path(tmp))
                 totals[model][0] += wall
                 totals[model][1] += cpu
@@ -146,13 +146,23 @@ def main(argv=None) -> int:
     parser.add_argument("--profile", action="store_true",
                         help="also time each task of bias_suite_lite in process")
     parser.add_argument("--no-cli", action="store_true", help="only the --profile table")
+    parser.add_argument("--threads", type=int,
+                        help="torch threads (OMP_NUM_THREADS of the commands; default torch's, "
+                             "all cores; 1 is steadier on a loaded machine)")
     args = parser.parse_args(argv)
+    args.child_env = None
+    if args.threads:
+        args.child_env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     from lm_eval_bias.models.smollm2 import ensure_checkpoint
 
     checkpoint = str(ensure_checkpoint())
     print(f"\nSmolLM2-135M-Instruct (fp32 decoded from Q4_1 GGUF), CPU ({os.cpu_count()} cores), "
-          f"batch_size={args.batch_size}, limit={args.limit}, {args.trials} trial(s)\n")
+          f"batch_size={args.batch_size}, limit={args.limit}, {args.trials} trial(s), "
+          f"threads={args.threads or 'default'}\n")
     if not args.no_cli:
         side_by_side([t.strip() for t in args.tasks.split(",")], checkpoint, args)
     if args.profile:
