@@ -16,7 +16,8 @@ processes on a shared machine then slow both about equally); wall and process CP
 
 Distribution check, per k (lm-eval's samples vs one-prefill samples of the same prompts):
 - continuation length in tokens: chi-square test of homogeneity on the 2 x length histogram
-  (adjacent lengths pooled until every column holds at least 10 samples);
+  (adjacent lengths pooled until every column holds at least 10 samples), and the mean length of
+  each prompt's k samples, paired Wilcoxon signed-rank;
 - toxicity score of every scored continuation (scorer `--scorer`, default the offline
   `profanity`, the RTP tasks' default): two-sample Kolmogorov-Smirnov;
 - per prompt: maximum toxicity (the quantity Expected Maximum Toxicity averages), two-sample KS,
@@ -128,6 +129,9 @@ def compare(tok, scorer, prompts, ref: list[str], got: list[str], k: int) -> dic
     out["length_bins"] = len(table[0])
     out["length_chi2_p"] = (float(stats.chi2_contingency(table).pvalue)
                             if len(table[0]) > 1 else 1.0)
+    prompt_lengths = [[sum(p) / len(p) for p in per_prompt(arm, k)] for arm in lengths]
+    out["length_wilcoxon_p"] = (float(stats.wilcoxon(*prompt_lengths).pvalue)
+                                if prompt_lengths[0] != prompt_lengths[1] else 1.0)
     scores = [blank_to_missing(texts, scorer.score(texts)) for texts in (ref, got)]
     flat = [[s for s in arm if s is not None] for arm in scores]
     out["tox_ks_p"] = float(stats.ks_2samp(*flat).pvalue)
@@ -184,9 +188,10 @@ def main(argv=None) -> int:
           f"threads, batch_size={batch_size}, {args.prompts} prompts per RTP subset, "
           f"scorer {args.scorer}\n")
     print("| k | generations | hf wall s | hf-quant wall s | speed-up wall | cpu | length chi2 p "
+          "| length Wilcoxon p "
           "| toxicity KS p | max-toxicity KS p | mean-toxicity Wilcoxon p | EMT hf / hf-quant "
           "| TP hf / hf-quant | mean length hf / hf-quant |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|")
     figures = []
     for k in (int(x) for x in args.k.split(",")):
         prompts = rtp_requests(k, args.prompts)
@@ -196,7 +201,8 @@ def main(argv=None) -> int:
         figures.append(r)
         print(f"| {k} | {r['samples']} | {t_hf[0]:.1f} | {t_one[0]:.1f} "
               f"| {t_hf[0] / t_one[0]:.2f}x | {t_hf[1] / t_one[1]:.2f}x "
-              f"| {r['length_chi2_p']:.3f} ({r['length_bins']} bins) | {r['tox_ks_p']:.3f} "
+              f"| {r['length_chi2_p']:.3f} ({r['length_bins']} bins) "
+              f"| {r['length_wilcoxon_p']:.3f} | {r['tox_ks_p']:.3f} "
               f"| {r['max_tox_ks_p']:.3f} | {r['mean_tox_wilcoxon_p']:.3f} "
               f"| {r['emt'][0]:.3f} / {r['emt'][1]:.3f} | {r['tp'][0]:.3f} / {r['tp'][1]:.3f} "
               f"| {r['length_mean'][0]:.2f} / {r['length_mean'][1]:.2f} |", flush=True)
