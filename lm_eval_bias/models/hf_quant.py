@@ -34,6 +34,7 @@ from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.models.prefix_scoring import PrefixScoringMixin, parse_prefix_cache
 from lm_eval_bias.models.quant import QUANTIZERS
 from lm_eval_bias.models.quant._inspect import FIXED_TEXT_ID, fixed_text_logprobs, mean_kl
+from lm_eval_bias.models.repeat_sampling import RepeatSamplingMixin, parse_repeat_sampling
 
 eval_logger = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ def check_model_arg_names(kwargs: dict) -> None:
     from transformers import PreTrainedModel
 
     ours = (set(inspect.signature(HFLM.__init__).parameters) | QUANTIZERS.option_names()
-            | {"quant", "prefix_cache", "load_seconds"}) - {"self", "kwargs"}
+            | {"quant", "prefix_cache", "repeat_sampling", "load_seconds"}) - {"self", "kwargs"}
     loader = set(inspect.signature(PreTrainedModel.from_pretrained).parameters)
     for key in kwargs:
         if key in ours or key in loader:
@@ -145,7 +146,7 @@ def route_legacy_gptq(method: str, autogptq, gptqmodel) -> str:
     return "gptq"
 
 
-class HFQuantLM(PrefixScoringMixin, HFLM):
+class HFQuantLM(PrefixScoringMixin, RepeatSamplingMixin, HFLM):
     """`HFLM` plus one quantization step. Registered as `hf-quant` by `lm_eval_bias._plugin`.
 
     An already-built model passed as `pretrained` is quantized in place; `load_seconds` (only
@@ -176,6 +177,8 @@ class HFQuantLM(PrefixScoringMixin, HFLM):
         self._load_seconds = None
         # prefix_cache=true (default): score each distinct context once (models/prefix_scoring.py)
         self.prefix_cache = parse_prefix_cache(kwargs.pop("prefix_cache", True))
+        # repeat_sampling=true (default): k repeats of a prompt from one prefill (repeat_sampling.py)
+        self.repeat_sampling = parse_repeat_sampling(kwargs.pop("repeat_sampling", True))
 
         super().__init__(pretrained=pretrained, **kwargs)
 
