@@ -153,7 +153,7 @@ class SharedWeights:
                     "unquantized checkpoint held in memory")
             entry.shape, entry.dtype, entry.device = tuple(t.shape), t.dtype, t.device
         self._entries = list(found.values())
-        self._dirty = self._released = False
+        self._dirty = self._released = self._prepared = False
 
     # -- before the first setting -------------------------------------------------------------
 
@@ -182,6 +182,7 @@ class SharedWeights:
             write_safetensors(scratch, [(e.names[0], e.tensor) for e in missing])
             for entry in missing:
                 entry.source = (str(scratch), entry.names[0])
+        self._prepared = True
         self.log(f"{len(self._entries) - len(missing)} of {len(self._entries)} tensors can be read "
                  f"back from the checkpoint; {len(missing)} "
                  f"({sum(e.nbytes for e in missing) / _MIB:.1f} MiB) that it does not hold as "
@@ -193,6 +194,8 @@ class SharedWeights:
         """The model for one setting: a copy of the module tree over these weights' storage."""
         import torch
 
+        if not self._prepared:
+            raise RuntimeError("SharedWeights.prepare() must run before the first share()")
         self._make_pristine()
         memo = {}
         for entry in self._entries:
