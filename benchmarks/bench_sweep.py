@@ -5,9 +5,9 @@
 
 Not a test. Model: the embedded SmolLM2-135M-Instruct checkpoint
 (`lm_eval_bias.models.smollm2.ensure_checkpoint()`; fp32 weights decoded from a Q4_1 GGUF file, so
-already lossy), dtype=float32, on the CPU. Task: `bias_bbq` (11 categories) on the BBQ sample that
-ships with the package (LM_EVAL_BIAS_DATA_DIR = `lm_eval_bias.tasks._data.DEMO_DATA_DIR`), first
-`--limit` items per category.
+already lossy), dtype=float32, on the CPU. Task: `--task`, by default `bias_bbq` (11 categories),
+on the BBQ sample that ships with the package (LM_EVAL_BIAS_DATA_DIR =
+`lm_eval_bias.tasks._data.DEMO_DATA_DIR`), first `--limit` items per category.
 
 Both ways run the same runs: (1) one `lm-eval-bias sweep` process (weights loaded once, tasks built
 once, then the report); (2) the commands `lm-eval-bias sweep --plan` prints: one `lm_eval` process

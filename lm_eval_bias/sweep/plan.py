@@ -24,7 +24,6 @@ from lm_eval_bias.sweep.settings import (
 )
 from lm_eval_bias.sweep.store import REPORT_DIR, SCHEMA, SCHEMA_VERSION
 
-
 #: lm-eval's own options that a sweep passes through to every run: (flag, takes a value: "yes",
 #: or "optional" for flags whose value may be left out).
 LM_EVAL_OPTIONS = (

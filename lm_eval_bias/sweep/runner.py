@@ -137,7 +137,6 @@ class _Tasks:
                 obj.metadata = md
 
 
-
 def _seed_globals(cfg) -> None:
     """Seed python, numpy and torch as `simple_evaluate` does, before the model is derived (lm_eval
     seeds before it loads the model, so quantization sees the same generator state)."""

@@ -166,7 +166,7 @@ class SharedWeights:
             handles = [stack.enter_context(safe_open(str(f), framework="pt")) for f in files]
             where = {}
             for path, handle in zip(files, handles):
-                for key in handle.keys():
+                for key in handle.keys():  # noqa: SIM118 - safe_open is not iterable
                     where.setdefault(key, (str(path), handle))
             prefix = getattr(self.model, "base_model_prefix", "") or ""
             for entry in self._entries:
