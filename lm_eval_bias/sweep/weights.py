@@ -29,7 +29,6 @@ import hashlib
 import json
 import struct
 from collections.abc import Callable
-from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -162,21 +161,18 @@ class SharedWeights:
         where they hold it as loaded, else `scratch`, written here."""
         from safetensors import safe_open
 
-        with ExitStack() as stack:
-            handles = [stack.enter_context(safe_open(str(f), framework="pt")) for f in files]
-            where = {}
-            for path, handle in zip(files, handles):
+        where = {}
+        for path in files:
+            with safe_open(str(path), framework="pt") as handle:
                 for key in handle.keys():  # noqa: SIM118 - safe_open is not iterable
-                    where.setdefault(key, (str(path), handle))
-            prefix = getattr(self.model, "base_model_prefix", "") or ""
-            for entry in self._entries:
-                entry.digest = fingerprint(entry.tensor)
-                for key in _candidate_keys(entry.names, prefix):
-                    if key in where:
-                        stored = where[key][1].get_tensor(key).to(entry.dtype)
-                        if fingerprint(stored) == entry.digest:
-                            entry.source = (where[key][0], key)
-                            break
+                    where.setdefault(key, str(path))
+        prefix = getattr(self.model, "base_model_prefix", "") or ""
+        for entry in self._entries:
+            entry.digest = fingerprint(entry.tensor)
+            for key in _candidate_keys(entry.names, prefix):
+                if key in where and _stored_digest(where[key], key, entry.dtype) == entry.digest:
+                    entry.source = (where[key], key)
+                    break
         missing = [e for e in self._entries if e.source is None]
         if missing:
             write_safetensors(scratch, [(e.names[0], e.tensor) for e in missing])
@@ -240,26 +236,33 @@ class SharedWeights:
         import torch
         from safetensors import safe_open
 
-        by_file: dict[str, list[_Entry]] = {}
         for entry in entries:
-            by_file.setdefault(entry.source[0], []).append(entry)
-        for path, group in by_file.items():
+            path, key = entry.source
+            # one tensor per opening: the file's pages are unmapped again right after
             with safe_open(path, framework="pt") as handle:
-                for entry in group:
-                    value = handle.get_tensor(entry.source[1]).to(entry.dtype)
-                    t = entry.tensor
-                    if (tuple(t.shape), t.dtype, t.device) == (entry.shape, entry.dtype,
-                                                               entry.device):
-                        with torch.no_grad():
-                            t.copy_(value)
-                    else:
-                        t.data = value.to(entry.device)
-                    del value
-                    if not self._intact(entry):
-                        raise BiasEvalError(
-                            f"sweep: {entry.names[0]} could not be put back from {path} after "
-                            "a setting changed it; the remaining settings would run on changed "
-                            "weights; rerun the sweep (it resumes with the unfinished settings)")
+                value = handle.get_tensor(key).to(entry.dtype)
+                t = entry.tensor
+                if (tuple(t.shape), t.dtype, t.device) == (entry.shape, entry.dtype,
+                                                           entry.device):
+                    with torch.no_grad():
+                        t.copy_(value)
+                else:
+                    t.data = value.to(entry.device, copy=True)
+                del value
+            if not self._intact(entry):
+                raise BiasEvalError(
+                    f"sweep: {entry.names[0]} could not be put back from {path} after a setting "
+                    "changed it; the remaining settings would run on changed weights; rerun the "
+                    "sweep (it resumes with the unfinished settings)")
+
+
+def _stored_digest(path: str, key: str, dtype) -> bytes:
+    """The fingerprint of a checkpoint tensor cast to `dtype` (one tensor per opening, so that
+    the file's pages do not stay mapped next to the loaded weights)."""
+    from safetensors import safe_open
+
+    with safe_open(path, framework="pt") as handle:
+        return fingerprint(handle.get_tensor(key).to(dtype))
 
 
 def _candidate_keys(names: list[str], prefix: str) -> list[str]:
