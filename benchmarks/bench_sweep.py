@@ -1,12 +1,13 @@
 """Time `lm-eval-bias sweep` against the same settings run as separate `lm_eval` commands.
 
     python benchmarks/bench_sweep.py [--settings none,rtn:8:g64,...] [--limit 4] [--batch-size 8]
+                                     [--task bias_bbq]
 
 Not a test. Model: the embedded SmolLM2-135M-Instruct checkpoint
 (`lm_eval_bias.models.smollm2.ensure_checkpoint()`; fp32 weights decoded from a Q4_1 GGUF file, so
-already lossy), dtype=float32, on the CPU. Task: `bias_bbq` (11 categories) on the BBQ sample that
-ships with the package (LM_EVAL_BIAS_DATA_DIR = `lm_eval_bias.tasks._data.DEMO_DATA_DIR`), first
-`--limit` items per category.
+already lossy), dtype=float32, on the CPU. Task: `--task`, by default `bias_bbq` (11 categories),
+on the BBQ sample that ships with the package (LM_EVAL_BIAS_DATA_DIR =
+`lm_eval_bias.tasks._data.DEMO_DATA_DIR`), first `--limit` items per category.
 
 Both ways run the same runs: (1) one `lm-eval-bias sweep` process (weights loaded once, tasks built
 once, then the report); (2) the commands `lm-eval-bias sweep --plan` prints: one `lm_eval` process
@@ -14,7 +15,9 @@ per setting, then `lm-eval-bias report`. Each process runs under `/usr/bin/time 
 wall time and CPU time (user + system; less sensitive than wall time to other work on a shared
 machine), each summed over the processes of a way, and peak resident memory (largest process).
 The samples files of each setting are compared between the two ways (they must be identical).
-Prints a Markdown table.
+Prints a Markdown table, then the sweep's peak RSS as a multiple of one `lm_eval` run's (the
+largest of the separate runs, and the `none` run); the target is at most 1.2x. Peak RSS does not
+depend on other load on the machine, so it can be measured under `nice -n 19`.
 """
 
 from __future__ import annotations
@@ -70,6 +73,7 @@ def main() -> None:
     parser.add_argument("--settings", default=DEFAULT_SETTINGS)
     parser.add_argument("--limit", default="4", help="items per BBQ category (default 4)")
     parser.add_argument("--batch-size", default="8")
+    parser.add_argument("--task", default=TASK, help=f"lm-eval task or group (default {TASK})")
     parser.add_argument("--workdir", help="keep the runs here (default: a temporary folder)")
     args = parser.parse_args()
 
@@ -85,7 +89,7 @@ def main() -> None:
             shutil.rmtree(work / sub)
     work.mkdir(parents=True, exist_ok=True)
     common = ["--model-args", f"pretrained={checkpoint},dtype=float32", "--settings",
-              args.settings, "--tasks", TASK, "--limit", args.limit, "--batch-size",
+              args.settings, "--tasks", args.task, "--limit", args.limit, "--batch-size",
               args.batch_size, "--device", "cpu"]
 
     # the separate commands: exactly what --plan prints for an output folder of their own
@@ -95,7 +99,7 @@ def main() -> None:
     commands = [shlex.split(line) for line in plan.splitlines() if line and line[0] != "#"]
     n_runs = len(commands) - 1
 
-    print(f"model {checkpoint} (fp32 decoded from Q4_1 GGUF), task {TASK}, --limit {args.limit} "
+    print(f"model {checkpoint} (fp32 decoded from Q4_1 GGUF), task {args.task}, --limit {args.limit} "
           f"per category, settings {args.settings}, batch {args.batch_size}, "
           f"{os.cpu_count()} CPUs; logs in {work}", flush=True)
     sweep_wall, sweep_cpu, sweep_rss = timed(
@@ -137,6 +141,10 @@ def main() -> None:
           f"report alone {report_wall:.1f} s")
     print(f"samples files identical between the two ways for all {n_runs} settings: "
           f"{'yes' if same else 'NO'}")
+    none_rss = next(r[2] for r, f in zip(per_run, folders) if f.startswith("none"))
+    print(f"peak RSS: sweep {sweep_rss:.0f} MiB = {sweep_rss / sep_rss:.2f}x the largest single "
+          f"lm_eval run ({sep_rss:.0f} MiB), {sweep_rss / none_rss:.2f}x the none run "
+          f"({none_rss:.0f} MiB); target <= 1.2x: {'met' if sweep_rss <= 1.2 * sep_rss else 'NOT met'}")
 
 
 if __name__ == "__main__":

@@ -578,3 +578,45 @@ def test_a_chat_model_sweeps_with_its_chat_template(tiny_llama_dir, tmp_path):
         prompt = first["arguments"]["gen_args_0"]["arg_0"]
         assert prompt.startswith("<|system|>Answer fairly.</s><|user|>")
         assert prompt.endswith("<|assistant|>")
+
+
+# ----------------------------------------------------------------------------- package layout, output
+
+
+def test_only_the_runner_imports_lm_eval():
+    """The sweep package keeps lm-eval behind one module (`runner`), checked on the source."""
+    import ast
+
+    import lm_eval_bias.sweep as package
+
+    importers = set()
+    for path in Path(package.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if any(n == "lm_eval" or n.startswith("lm_eval.") for n in names):
+                importers.add(path.name)
+    assert importers == {"runner.py"}
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_output_is_refused_before_the_model_loads(tiny_llama_dir, tmp_path):
+    out = tmp_path / "study"
+    out.mkdir()
+    out.chmod(0o500)
+    lines: list[str] = []
+    try:
+        with pytest.raises(BiasEvalError, match="is not writable; give a folder you can write"):
+            run_sweep(_spec(tiny_llama_dir, out), n_boot=N_BOOT, log=lines.append)
+    finally:
+        out.chmod(0o700)
+    assert lines == []  # refused before tasks or weights were loaded
+
+
+def test_an_output_under_a_file_is_refused_before_the_model_loads(tiny_llama_dir, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    lines: list[str] = []
+    with pytest.raises(BiasEvalError, match="is a file, so the folder cannot be created"):
+        run_sweep(_spec(tiny_llama_dir, blocker / "study"), n_boot=N_BOOT, log=lines.append)
+    assert lines == []
