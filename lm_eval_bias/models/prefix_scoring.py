@@ -12,17 +12,26 @@ an *effective context* `(context + continuation)[-(max_length + 1):][:-len(conti
 (the context, left-truncated exactly as lm-eval truncates it) followed by the continuation, with
 position ids starting at 0. Requests with equal effective contexts share one context pass.
 
-Per chunk of contexts (see `plan_chunks`):
+Contexts that start with the same tokens form a family (`build_families`): BBQ's ambiguous and
+disambiguated contexts, each with two questions, all start with the same paragraph, which then
+runs once instead of four times. A chunk (`plan_chunks`) holds at most `batch_size` contexts, as
+lm-eval's batch holds `batch_size` rows (a context row is never longer than lm-eval's full row).
+Per chunk:
 
-1. Context pass: up to `batch_size` distinct effective contexts, left-padded into one batch (attention mask,
-   position ids counted from each row's first real token), `use_cache=True`, logits only at the
-   last position. That position is the last context token in every row, and its logits score the
-   first token of every continuation.
-2. Continuation pass (only for continuations of two or more tokens): the cache rows are gathered
-   (one row per continuation, `index_select` along the batch dimension, so the context cache
-   itself is never modified), and `continuation[:-1]`, right-padded, is run on top of it with
-   position ids continuing from each context's length. Its logits score tokens 2..K.
-3. Per request: log-softmax (lm-eval's `softmax_dtype`), gather the continuation tokens, sum;
+1. Stem pass: each family's stem (a single context's stem is the whole context), left-padded into
+   one batch (attention mask, position ids counted from each row's first real token),
+   `use_cache=True`, logits only at the last position.
+2. Suffix pass (families of two or more contexts): the stem's cache rows are gathered (one row
+   per context, `index_select` along the batch dimension, so the stem cache itself is never
+   modified) and each context's rest runs on top, left-padded, so the last position is every
+   row's last context token; the padding between stem and suffix is masked out and position ids
+   continue from the stem's real length.
+
+   The last position of the context rows scores the first token of every continuation.
+3. Continuation pass (only for continuations of two or more tokens): the context rows are
+   gathered again, one per continuation, and `continuation[:-1]`, right-padded, runs on top of
+   them with position ids continuing from each context's length. Its logits score tokens 2..K.
+4. Per request: log-softmax (lm-eval's `softmax_dtype`), gather the continuation tokens, sum;
    `is_greedy` is the argmax test lm-eval does, on the same log-softmax values.
 
 Where this cannot reproduce lm-eval exactly, the standard path runs instead, with one log line
@@ -31,9 +40,10 @@ forward does not return a plain `DynamicCache` of full-attention layers (no cach
 linear-attention, quantized or shared-KV caches), PEFT prompt-learning adapters (virtual tokens),
 requests lm-eval itself would refuse, and a model that fails the one-time check below. Context
 groups that would save less than `MIN_TOKEN_SAVING` in tokens (single requests, CrowS-Pairs'
-sentences after a one-token context) also take the standard path, because there it is faster. The first
-chunk a model scores is also scored the standard way and compared (absolute tolerance 1e-4 in
-fp32, looser in 16-bit); a mismatch switches that model to the standard path for good. This
+sentences after a one-token context) also take the standard path, because there it is faster.
+The first chunk a model scores (one with stems, where there is one) is also scored the standard
+way and compared (absolute tolerance 1e-4 in fp32, looser in 16-bit); a mismatch switches that
+model to the standard path for good. This
 catches architectures whose positions or masks do not behave as assumed, and quantized kernels
 whose results depend on the batch composition.
 """
@@ -69,8 +79,8 @@ ONE_CONTEXT_ROWS = 16
 # tokens run through the model (k * (C + L) full rows vs C + k * L). Below it the extra cache
 # copies and a second pass cost more than the saved context tokens: measured on SmolLM2-135M,
 # CPU, CrowS-Pairs (1.07x fewer tokens) ran 0.75x as fast as lm-eval's path, BBQ (2.85x) 2.19x
-# as fast (benchmarks/bench_prefix_scoring.py). Such groups, and single requests, take lm-eval's
-# own path.
+# as fast (benchmarks/bench_prefix_scoring.py, before stems were shared). Such groups, and single
+# requests, take lm-eval's own path.
 MIN_TOKEN_SAVING = 1.5
 
 
