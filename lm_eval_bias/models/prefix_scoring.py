@@ -12,17 +12,26 @@ an *effective context* `(context + continuation)[-(max_length + 1):][:-len(conti
 (the context, left-truncated exactly as lm-eval truncates it) followed by the continuation, with
 position ids starting at 0. Requests with equal effective contexts share one context pass.
 
-Per chunk of contexts (see `plan_chunks`):
+Contexts that start with the same tokens form a family (`build_families`): BBQ's ambiguous and
+disambiguated contexts, each with two questions, all start with the same paragraph, which then
+runs once instead of four times. A chunk (`plan_chunks`) holds at most `batch_size` contexts, as
+lm-eval's batch holds `batch_size` rows (a context row is never longer than lm-eval's full row).
+Per chunk:
 
-1. Context pass: up to `batch_size` distinct effective contexts, left-padded into one batch (attention mask,
-   position ids counted from each row's first real token), `use_cache=True`, logits only at the
-   last position. That position is the last context token in every row, and its logits score the
-   first token of every continuation.
-2. Continuation pass (only for continuations of two or more tokens): the cache rows are gathered
-   (one row per continuation, `index_select` along the batch dimension, so the context cache
-   itself is never modified), and `continuation[:-1]`, right-padded, is run on top of it with
-   position ids continuing from each context's length. Its logits score tokens 2..K.
-3. Per request: log-softmax (lm-eval's `softmax_dtype`), gather the continuation tokens, sum;
+1. Stem pass: each family's stem (a single context's stem is the whole context), left-padded into
+   one batch (attention mask, position ids counted from each row's first real token),
+   `use_cache=True`, logits only at the last position.
+2. Suffix pass (families of two or more contexts): the stem's cache rows are gathered (one row
+   per context, `index_select` along the batch dimension, so the stem cache itself is never
+   modified) and each context's rest runs on top, left-padded, so the last position is every
+   row's last context token; the padding between stem and suffix is masked out and position ids
+   continue from the stem's real length.
+
+   The last position of the context rows scores the first token of every continuation.
+3. Continuation pass (only for continuations of two or more tokens): the context rows are
+   gathered again, one per continuation, and `continuation[:-1]`, right-padded, runs on top of
+   them with position ids continuing from each context's length. Its logits score tokens 2..K.
+4. Per request: log-softmax (lm-eval's `softmax_dtype`), gather the continuation tokens, sum;
    `is_greedy` is the argmax test lm-eval does, on the same log-softmax values.
 
 Where this cannot reproduce lm-eval exactly, the standard path runs instead, with one log line
@@ -31,9 +40,10 @@ forward does not return a plain `DynamicCache` of full-attention layers (no cach
 linear-attention, quantized or shared-KV caches), PEFT prompt-learning adapters (virtual tokens),
 requests lm-eval itself would refuse, and a model that fails the one-time check below. Context
 groups that would save less than `MIN_TOKEN_SAVING` in tokens (single requests, CrowS-Pairs'
-sentences after a one-token context) also take the standard path, because there it is faster. The first
-chunk a model scores is also scored the standard way and compared (absolute tolerance 1e-4 in
-fp32, looser in 16-bit); a mismatch switches that model to the standard path for good. This
+sentences after a one-token context) also take the standard path, because there it is faster.
+The first chunk a model scores (one with stems, where there is one) is also scored the standard
+way and compared (absolute tolerance 1e-4 in fp32, looser in 16-bit); a mismatch switches that
+model to the standard path for good. This
 catches architectures whose positions or masks do not behave as assumed, and quantized kernels
 whose results depend on the batch composition.
 """
@@ -69,8 +79,8 @@ ONE_CONTEXT_ROWS = 16
 # tokens run through the model (k * (C + L) full rows vs C + k * L). Below it the extra cache
 # copies and a second pass cost more than the saved context tokens: measured on SmolLM2-135M,
 # CPU, CrowS-Pairs (1.07x fewer tokens) ran 0.75x as fast as lm-eval's path, BBQ (2.85x) 2.19x
-# as fast (benchmarks/bench_prefix_scoring.py). Such groups, and single requests, take lm-eval's
-# own path.
+# as fast (benchmarks/bench_prefix_scoring.py, before stems were shared). Such groups, and single
+# requests, take lm-eval's own path.
 MIN_TOKEN_SAVING = 1.5
 
 
@@ -151,25 +161,112 @@ def split_by_saving(items: Sequence[ScoredItem],
     return sorted(shared), sorted(alone)
 
 
-def plan_chunks(groups: Sequence[ContextGroup], batch_size: int) -> list[list[ContextGroup]]:
-    """Consecutive groups per context pass: at most `batch_size` contexts and, together, at most
-    `batch_size` continuations (a group with more forms a chunk of its own). `score_chunk` runs
-    the continuations in passes of `batch_size` rows, or of one whole group up to
-    ONE_CONTEXT_ROWS rows when that is more."""
+@dataclass
+class Family:
+    """Contexts that start with the same `stem` tokens: the stem runs once, then each context's
+    rest (its `suffix`, never empty) runs on top of the stem's cache. A family of one context has
+    the whole context as its stem and no suffix pass."""
+
+    stem: tuple[int, ...]
+    groups: list[ContextGroup]
+
+    @property
+    def stemmed(self) -> bool:
+        return len(self.groups) > 1
+
+
+def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def _family_tokens(stem_length: int, lengths: Sequence[int]) -> int:
+    """Context tokens a family runs: its stem once plus every suffix."""
+    return stem_length + sum(length - stem_length for length in lengths)
+
+
+def build_families(groups: Sequence[ContextGroup], max_contexts: int) -> list[Family]:
+    """Families of contexts sharing a stem, at most `max_contexts` contexts each.
+
+    Contexts are taken in token order, so those with long common prefixes are neighbours (BBQ's
+    ambiguous and disambiguated contexts, each with two questions, start with the same
+    paragraph). A context joins the family before it if that runs fewer tokens than running it on
+    its own; a stem is always shorter than each of its contexts, so every context has a suffix
+    whose last position gives the logits of its continuations' first tokens."""
+    max_contexts = max(1, int(max_contexts))
+    families: list[Family] = []
+    stem_length, members = 0, []
+    for group in sorted(groups, key=lambda g: g.context):
+        if members and len(members) < max_contexts:
+            shared = min(stem_length, common_prefix_length(members[0].context, group.context),
+                         len(group.context) - 1)
+            lengths = [len(g.context) for g in members] + [len(group.context)]
+            apart = (_family_tokens(stem_length, lengths[:-1]) if len(members) > 1
+                     else lengths[0]) + lengths[-1]
+            # at least half of the new context shared, and at least half of the stem kept: a
+            # short common start (a BOS token, a first name) is not worth a third pass
+            if (2 * shared >= max(lengths[-1], stem_length)
+                    and _family_tokens(shared, lengths) < apart):
+                stem_length = shared
+                members.append(group)
+                continue
+        if members:
+            families.append(_family(members, stem_length))
+        members, stem_length = [group], len(group.context) - 1
+    if members:
+        families.append(_family(members, stem_length))
+    # longest contexts first: rows of similar length share a pass (less padding)
+    return sorted(families, key=lambda f: (-max(len(g.context) for g in f.groups), f.stem))
+
+
+def _family(members: list[ContextGroup], stem_length: int) -> Family:
+    if len(members) == 1:
+        return Family(stem=members[0].context, groups=members)
+    return Family(stem=members[0].context[:stem_length], groups=members)
+
+
+def plan_chunks(families: Sequence[Family], batch_size: int) -> list[list[Family]]:
+    """Families per chunk: at most `batch_size` contexts together, as lm-eval's batch holds at
+    most `batch_size` rows (each context row is no longer than one of lm-eval's full rows).
+    Stemmed families and single contexts go to separate chunks (a chunk of single contexts
+    needs no suffix pass). Within a kind the order is kept."""
     batch_size = max(1, int(batch_size))
-    chunks: list[list[ContextGroup]] = []
-    current: list[ContextGroup] = []
-    rows = 0
-    for group in groups:
-        n = len(group.items)
-        if current and (rows + n > batch_size or len(current) >= batch_size):
+    chunks: list[list[Family]] = []
+    for stemmed in (True, False):
+        current: list[Family] = []
+        contexts = 0
+        for family in (f for f in families if f.stemmed == stemmed):
+            n = len(family.groups)
+            if current and contexts + n > batch_size:
+                chunks.append(current)
+                current, contexts = [], 0
+            current.append(family)
+            contexts += n
+        if current:
             chunks.append(current)
-            current, rows = [], 0
-        current.append(group)
-        rows += n
-    if current:
-        chunks.append(current)
     return chunks
+
+
+def chunk_tokens(chunk: Sequence[Family], items: Sequence[ScoredItem],
+                 batch_size: int) -> tuple[int, int]:
+    """Tokens `PrefixScorer.score_chunk` runs for `chunk`: (real tokens, with padding)."""
+    def passes(segments: list[int], step: int) -> tuple[int, int]:
+        parts = [segments[i:i + step] for i in range(0, len(segments), step)]
+        return sum(segments), sum(len(p) * max(p) for p in parts if max(p) > 0)
+
+    groups = [g for f in chunk for g in f.groups]
+    stems = passes([len(f.stem) for f in chunk], len(chunk))
+    suffixes = (passes([len(g.context) - len(f.stem) for f in chunk for g in f.groups],
+                       len(groups)) if chunk[0].stemmed else (0, 0))
+    conts = [len(items[p].continuation) - 1 for g in groups for p in g.items
+             if len(items[p].continuation) > 1]
+    step = max(1, batch_size, min(max(len(g.items) for g in groups), ONE_CONTEXT_ROWS))
+    rest = passes(conts, step) if conts else (0, 0)
+    return tuple(a + b + c for a, b, c in zip(stems, suffixes, rest))
 
 
 def _plain_dynamic_cache(cache: Any) -> bool:
@@ -245,79 +342,96 @@ class PrefixScorer:
                     f"full-attention layers")
         return None
 
-    def score_chunk(self, groups: Sequence[ContextGroup], items: Sequence[ScoredItem],
-                    batch_size: int) -> dict[int, tuple[float, bool]]:
-        """(log-likelihood, is_greedy) for every item of `groups`, keyed by position in `items`."""
-        device = self.device
-        softmax_dtype = self.lm.softmax_dtype
-        n = len(groups)
-        lengths = [len(g.context) for g in groups]
-        width = max(lengths)
-        padded = any(length != width for length in lengths)
+    def _extend(self, segments: Sequence[Sequence[int]], parent: _Rows | None,
+                parents: Sequence[int], left_pad: bool, last_only: bool):
+        """Run one segment per row, on top of row `parents[r]` of `parent` (or from scratch).
 
-        # 1. context pass, left-padded: the last position holds every row's last context token.
+        Left padding puts every row's last token at the last position (then only that position's
+        logits are computed); right padding keeps the segment next to its parent. Padding is
+        masked out and position ids count the real tokens only, so each row is scored as if it
+        were alone."""
+        device = self.device
+        n, width = len(segments), max(len(seg) for seg in segments)
         ids = torch.zeros((n, width), dtype=torch.long)
-        mask = torch.zeros((n, width), dtype=torch.long)
-        for row, group in enumerate(groups):
-            ids[row, width - lengths[row]:] = torch.tensor(group.context, dtype=torch.long)
-            mask[row, width - lengths[row]:] = 1
-        ids, mask = ids.to(device), mask.to(device)
-        position_ids = (mask.cumsum(-1) - 1).clamp(min=0) if padded else None
-        last_logits, cache = self._forward(ids, mask if padded else None, position_ids, None,
-                                           last_only=True)
+        seg_mask = torch.zeros((n, width), dtype=torch.long)
+        for row, seg in enumerate(segments):
+            cols = slice(width - len(seg), width) if left_pad else slice(0, len(seg))
+            ids[row, cols] = torch.tensor(seg, dtype=torch.long)
+            seg_mask[row, cols] = 1
+        base = torch.zeros(n, dtype=torch.long)
+        cache, mask = None, seg_mask.to(device)
+        if parent is not None:
+            index = torch.tensor(list(parents), dtype=torch.long)
+            base = parent.lengths.index_select(0, index)
+            index = index.to(device)
+            cache = gather_cache_rows(parent.cache, index)
+            mask = torch.cat([parent.mask.index_select(0, index), mask], dim=1)
+        positions = base[:, None] + (seg_mask.cumsum(-1) - 1).clamp(min=0)
+        holes = bool((mask == 0).any())
+        logits, cache = self._forward(ids.to(device), mask if holes else None,
+                                      positions.to(device) if holes or parent is not None
+                                      else None, cache, last_only=last_only)
         if not _plain_dynamic_cache(cache):
             raise _CacheUnusable(f"the model returned a {type(cache).__name__}")
-        self.logits_dtype = last_logits.dtype
-        first_logp = F.log_softmax(last_logits[:, -1, :], dim=-1, dtype=softmax_dtype)  # [n, V]
+        lengths = base + seg_mask.sum(-1)
+        return logits, _Rows(cache, mask, lengths)
+
+    def score_chunk(self, families: Sequence[Family], items: Sequence[ScoredItem],
+                    batch_size: int) -> dict[int, tuple[float, bool]]:
+        """(log-likelihood, is_greedy) for every item of `families`, keyed by position in `items`.
+
+        Passes: the stems (left-padded); for stemmed families, each context's suffix on its
+        stem's cache rows (left-padded); then the continuations on their context's rows."""
+        softmax_dtype = self.lm.softmax_dtype
+        logits, rows = self._extend([f.stem for f in families], None, (), left_pad=True,
+                                    last_only=True)
+        groups = [g for f in families for g in f.groups]
+        if families[0].stemmed:
+            suffixes, parents = [], []
+            for f_row, family in enumerate(families):
+                for group in family.groups:
+                    suffixes.append(group.context[len(family.stem):])
+                    parents.append(f_row)
+            logits, rows = self._extend(suffixes, rows, parents, left_pad=True, last_only=True)
+        self.logits_dtype = logits.dtype
+        first_logp = F.log_softmax(logits[:, -1, :], dim=-1, dtype=softmax_dtype)  # [contexts, V]
 
         results: dict[int, tuple[float, bool]] = {}
-        # (group row, item position) of continuations needing a continuation pass
-        rows: list[tuple[int, int]] = []
+        pending: list[tuple[int, int]] = []  # (context row, item position), 2+ tokens
         for g_row, group in enumerate(groups):
             for position in group.items:
-                item = items[position]
-                if len(item.continuation) == 1:
-                    token = item.continuation[0]
+                token = items[position].continuation[0]
+                if len(items[position].continuation) == 1:
                     logp = first_logp[g_row]
-                    results[position] = (float(logp[token]),
-                                         bool(int(logp.argmax()) == token))
+                    results[position] = (float(logp[token]), bool(int(logp.argmax()) == token))
                 else:
-                    rows.append((g_row, position))
-
-        # 2. continuation passes over gathered cache rows, right-padded. The continuations of one
-        # context share a pass even above `batch_size` (up to ONE_CONTEXT_ROWS): such a row is a
-        # few tokens over a cache copy, far less memory than one of lm-eval's full rows with its
-        # logits at every position; at batch_size=1 this is what makes the path pay off.
+                    pending.append((g_row, position))
+        # the continuations of one context share a pass even above `batch_size` (up to
+        # ONE_CONTEXT_ROWS): a few tokens over a cache copy, far less memory than one of
+        # lm-eval's full rows with logits at every position
         step = max(1, batch_size, min(max(len(g.items) for g in groups), ONE_CONTEXT_ROWS))
-        for start in range(0, len(rows), step):
-            part = rows[start:start + step]
+        for start in range(0, len(pending), step):
+            part = pending[start:start + step]
             conts = [items[position].continuation for _, position in part]
-            steps = max(len(c) for c in conts) - 1
-            ids = torch.zeros((len(part), steps), dtype=torch.long)
-            cont_mask = torch.zeros((len(part), steps), dtype=torch.long)
-            for r, cont in enumerate(conts):
-                ids[r, :len(cont) - 1] = torch.tensor(cont[:-1], dtype=torch.long)
-                cont_mask[r, :len(cont) - 1] = 1
-            group_rows = torch.tensor([g_row for g_row, _ in part], dtype=torch.long,
-                                      device=device)
-            starts = torch.tensor([lengths[g_row] for g_row, _ in part], dtype=torch.long)
-            position_ids = (starts[:, None] + torch.arange(steps)[None, :]).to(device)
-            ids, cont_mask = ids.to(device), cont_mask.to(device)
-            need_mask = padded or bool((cont_mask == 0).any())
-            attention = (torch.cat([mask.index_select(0, group_rows), cont_mask], dim=1)
-                         if need_mask else None)
-            logits, _ = self._forward(ids, attention, position_ids,
-                                      gather_cache_rows(cache, group_rows), last_only=False)
+            logits, _ = self._extend([c[:-1] for c in conts], rows, [g for g, _ in part],
+                                     left_pad=False, last_only=False)
             logp = F.log_softmax(logits, dim=-1, dtype=softmax_dtype)  # [rows, steps, V]
-
-            # 3. per request: first token from the context pass, the rest from this pass.
             for r, (g_row, position) in enumerate(part):
-                cont = torch.tensor(conts[r], dtype=torch.long, device=device)
+                cont = torch.tensor(conts[r], dtype=torch.long, device=self.device)
                 seq = torch.cat([first_logp[g_row][None, :], logp[r, :len(conts[r]) - 1]])
                 picked = seq.gather(1, cont[:, None]).squeeze(1)
                 greedy = bool((seq.argmax(dim=-1) == cont).all())
                 results[position] = (float(picked.sum()), greedy)
         return results
+
+
+@dataclass
+class _Rows:
+    """Key/value cache rows after a pass, their attention mask and real token counts."""
+
+    cache: Any
+    mask: torch.Tensor
+    lengths: torch.Tensor
 
 
 class _CacheUnusable(Exception):
@@ -420,13 +534,13 @@ class PrefixScoringMixin:
                 "%d request(s) exceed the model's maximum length (%d): their contexts are "
                 "truncated from the left, as lm-eval does (at most %d tokens dropped).",
                 len(truncated), self.max_length, max(item.truncated for item in truncated))
-        groups = group_by_context(items)
         batch_size = self._prefix_batch_size(items)
+        families = build_families(group_by_context(items), batch_size)
         results: list[tuple[float, bool] | None] = [None] * len(items)
         pbar = tqdm(total=len(requests), disable=(disable_tqdm or (self.rank != 0)),
                     desc="Running loglikelihood requests (shared prefix)")
         try:
-            for chunk in plan_chunks(groups, batch_size):
+            for chunk in plan_chunks(families, batch_size):
                 try:
                     scored = scorer.score_chunk(chunk, items, batch_size)
                 except _CacheUnusable as exc:

@@ -24,6 +24,9 @@ from lm_eval_bias.errors import BiasEvalError
 from lm_eval_bias.models.hf_quant import HFQuantLM
 from lm_eval_bias.models.prefix_scoring import (
     ContextGroup,
+    build_families,
+    chunk_tokens,
+    common_prefix_length,
     effective_item,
     group_by_context,
     parse_prefix_cache,
@@ -48,14 +51,13 @@ ITEMS = [  # (context, continuations): multiple-choice items of mixed lengths
 ]
 
 
-def _greedy_item(model_dir: Path) -> tuple[str, list[str]]:
+def _greedy_item(model_dir: Path, context: str = "The grandfather was") -> tuple[str, list[str]]:
     """An item whose first continuations are the model's own greedy tokens, so that is_greedy is
     true for some requests (a random model almost never agrees with a made-up answer)."""
     from transformers import AutoModelForCausalLM
 
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    context = "The grandfather was"
     ids = torch.tensor([tok.encode(context)])
     out = model.generate(ids, max_new_tokens=3, do_sample=False, pad_token_id=tok.pad_token_id)
     one = tok.decode(out[0, ids.shape[1]:ids.shape[1] + 1])
@@ -126,6 +128,40 @@ def test_prefix_cache_matches_plain_hf(tiny_llama_dir, mc_requests, batch_size, 
     if max_length is not None:  # the long item really was truncated
         ctx, cont = hf._encode_pair(LONG_CONTEXT, " The doctor")
         assert len(ctx) + len(cont) > max_length + 1
+
+
+@pytest.fixture(scope="module")
+def bbq_requests(tiny_llama_dir):
+    """The requests lm-eval builds for the first 12 docs of `bias_bbq_age` (ambiguous and
+    disambiguated contexts, two questions each: they share stems), plus the model's own greedy
+    answers to one of those contexts (so that is_greedy is true somewhere)."""
+    from lm_eval.tasks import TaskManager, get_task_dict
+
+    task = get_task_dict(["bias_bbq_age"], TaskManager())["bias_bbq_age"]
+    task.build_all_requests(limit=12, rank=0, world_size=1)
+    per_doc: dict[int, list] = {}
+    for inst in sorted(task.instances, key=lambda r: (r.doc_id, r.idx)):
+        per_doc.setdefault(inst.doc_id, []).append(inst.args)
+    docs = [(args[0][0], [cont for _, cont in args]) for _, args in sorted(per_doc.items())]
+    return _build([*docs, _greedy_item(tiny_llama_dir, docs[1][0])])
+
+
+@pytest.mark.parametrize("batch_size", [1, 8, 16, 32, "auto"])
+def test_bbq_equal_to_hf_at_every_batch_size(tiny_llama_dir, bbq_requests, batch_size):
+    requests, positions = bbq_requests
+    hf = HFLM(pretrained=str(tiny_llama_dir), device="cpu", batch_size=batch_size)
+    hfq = HFQuantLM(pretrained=str(tiny_llama_dir), device="cpu", batch_size=batch_size)
+    ref = hf.loglikelihood(requests)
+    got = hfq.loglikelihood(requests)
+    assert_same_scores(got, ref, positions)
+    assert any(greedy for _, greedy in ref)
+    assert hfq.__dict__.get("_prefix_verified") is True  # the shared-prefix path ran (auto too)
+    # and, above batch 1 (one context per pass), it ran stems: families of several contexts
+    tokens = [(r.args, *hf._encode_pair(*r.args)) for r in requests]
+    items = [effective_item(i, t, hf.max_length) for i, t in enumerate(tokens)]
+    size = 64 if batch_size == "auto" else batch_size  # lm-eval's auto on a CPU: max_batch_size
+    families = build_families(group_by_context(items), size)
+    assert sum(f.stemmed for f in families) >= (0 if size == 1 else 4)
 
 
 @pytest.mark.parametrize("batch_size", [1, "auto"])
@@ -211,18 +247,72 @@ def test_only_groups_that_save_tokens_share_a_context():
     assert split_by_saving(items, min_saving=1.1) == ([0, 1, 2, 3, 4], [5])
 
 
-def test_groups_and_chunks():
+def _groups(contexts) -> list[ContextGroup]:
+    return [ContextGroup(tuple(c), items=[i]) for i, c in enumerate(contexts)]
+
+
+A = (1, 2, 3, 4, 5, 6, 7, 8, 10)
+B = (1, 2, 3, 4, 5, 6, 7, 8, 11)
+C = (1, 2, 3, 4, 5, 6, 9, 9)
+D = (7, 7, 7)
+E = (1, 5)
+
+
+def test_groups_sorted_longest_first():
     items = [effective_item(i, (None, ctx, cont), 100) for i, (ctx, cont) in enumerate([
         ([1, 2], [3]), ([1, 2, 3, 4], [5, 6]), ([1, 2], [4, 4]), ([9], [1]), ([1, 2, 3, 4], [7]),
     ])]
-    groups = group_by_context(items)
-    assert [(g.context, g.items) for g in groups] == [
+    assert [(g.context, g.items) for g in group_by_context(items)] == [
         ((1, 2, 3, 4), [1, 4]), ((1, 2), [0, 2]), ((9,), [3])]
-    assert [[g.context for g in chunk] for chunk in plan_chunks(groups, 3)] == [
-        [(1, 2, 3, 4)], [(1, 2), (9,)]]
-    assert len(plan_chunks(groups, 1)) == 3  # every context alone
-    big = ContextGroup((1,), items=list(range(10)))
-    assert [len(chunk) for chunk in plan_chunks([big, big], 4)] == [1, 1]
+
+
+def test_families_share_a_stem():
+    assert common_prefix_length(A, C) == 6 and common_prefix_length(D, E) == 0
+    families = build_families(_groups([D, C, E, B, A]), max_contexts=16)
+    # token order A, B, C, E, D. B joins A: stem 8 tokens, 8 + 1 + 1 = 10 < 9 + 9. C joins:
+    # stem 6, 6 + 3 + 3 + 2 = 14 < 10 + 8. E shares 1 token of its 2, but that would cut the
+    # stem from 6 to 1 (less than half): alone. D shares nothing: alone.
+    assert [(f.stem, [g.context for g in f.groups], f.stemmed) for f in families] == [
+        ((1, 2, 3, 4, 5, 6), [A, B, C], True),  # longest context first
+        (D, [D], False),                        # one context: the whole context is the stem
+        (E, [E], False),
+    ]
+    # at most 2 contexts per family: A + B (stem 8); C would cut it to 6 tokens of 8 (still
+    # half) but the family is full, so C starts its own, which E does not join (1 < 7 / 2)
+    families = build_families(_groups([D, C, E, B, A]), max_contexts=2)
+    assert [(f.stem, len(f.groups)) for f in families] == [
+        ((1, 2, 3, 4, 5, 6, 7, 8), 2), (C, 1), (D, 1), (E, 1)]
+    # a stem is always shorter than its contexts, so every context keeps a suffix
+    twins = build_families(_groups([(4, 4, 4), (4, 4, 4, 4)]), max_contexts=4)
+    assert [(f.stem, len(f.groups)) for f in twins] == [((4, 4), 2)]
+
+
+def test_chunks_hold_batch_size_contexts():
+    families = build_families(_groups([D, C, E, B, A]), max_contexts=2)
+    chunks = plan_chunks(families, 2)
+    # stemmed families and single contexts in separate chunks, at most 2 contexts per chunk
+    assert [[[g.context for g in f.groups] for f in chunk] for chunk in chunks] == [
+        [[A, B]], [[C], [D]], [[E]]]
+    assert len(plan_chunks(families, 1)) == 4  # every family alone
+    # a chunk counts contexts, not answers (continuation passes bound their own rows)
+    many = [ContextGroup((1,), items=list(range(10))), ContextGroup((2,), items=list(range(10)))]
+    assert [len(chunk) for chunk in plan_chunks(build_families(many, 16), 4)] == [2]
+    # 16 contexts of three answers each: one chunk at batch 16 (was: 5 contexts per chunk)
+    sixteen = build_families(_groups([(k, k, k) for k in range(16)]), max_contexts=16)
+    assert [len(chunk) for chunk in plan_chunks(sixteen, 16)] == [16]
+
+
+def test_chunk_tokens_by_hand():
+    items = [effective_item(0, (None, list(A), [20, 21]), 100),
+             effective_item(1, (None, list(A), [22]), 100),
+             effective_item(2, (None, list(B), [23, 24, 25]), 100)]
+    (chunk,) = plan_chunks(build_families(group_by_context(items), 2), 2)
+    # stem pass: 8 tokens; suffix pass: 1 + 1; continuation pass (one pass of 2 rows):
+    # [20] and [23, 24], padded to 2 each. lm-eval would run 10 + 9 + 11 = 30 tokens.
+    assert chunk_tokens(chunk, items, 2) == (8 + 2 + 3, 8 + 2 + 4)
+    # batch 1: the same passes; A's two answers let continuation passes hold 2 rows
+    # (ONE_CONTEXT_ROWS), so [20] and [23, 24] still share one
+    assert chunk_tokens(chunk, items, 1) == (13, 14)
 
 
 # ---------------------------------------------------------------------------------------------
