@@ -219,6 +219,7 @@ lm-eval-bias export runs/w4 --output submission.json --weights /models/my-4bit
         from lm_eval_bias.analysis.submission import (
             export_submission,
             open_llm_leaderboard_results,
+            submission_marks,
         )
 
         outputs = [args.output, args.open_llm_leaderboard]
@@ -227,15 +228,19 @@ lm-eval-bias export runs/w4 --output submission.json --weights /models/my-4bit
         for out in outputs:
             if out:
                 check_output_file(out)
+        notes: list[str] = []
         doc = export_submission(args.run, args.output, reference_path=args.reference,
                                 weights=args.weights, reference_weights=args.reference_weights,
-                                allow_different_backends=args.allow_different_backends)
+                                allow_different_backends=args.allow_different_backends,
+                                notes=notes)
         if args.open_llm_leaderboard:
             write_json(open_llm_leaderboard_results(doc), args.open_llm_leaderboard)
         n_files = len(doc["files"]["samples"])
         ref = " against a reference run" if doc["reference"] else ""
         print(f"wrote {args.output}: {doc['model']['name']}, {len(doc['tasks'])} tasks, "
-              f"{n_files} samples files digested{ref}")
+              f"{n_files} samples files digested{ref}{submission_marks(doc)}")
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
         if args.open_llm_leaderboard:
             print(f"wrote {args.open_llm_leaderboard}: leaderboard results (config, results per "
                   "task and metric)")

@@ -8,17 +8,18 @@ The structure is pinned by the JSON Schema shipped in the package
 (NaN / inf -> null)::
 
     {
-      "schema": "lm-eval-bias/submission", "schema_version": 1,
+      "schema": "lm-eval-bias/submission", "schema_version": 2,
       "software": {"lm_eval_bias": str, "lm_eval": str|null,          # here, at export
                    "run_lm_eval": str|null, "run_transformers": str|null},  # in the run
       "model": MODEL, "quantization": dict|null,            # the full hf-quant record
       "generation": GEN,
       "scorers": {spec: {"name", "kind", "version", ...}},  # from bias_item *_scorer records
       "files": FILES,
+      "data": DATA,
       "tasks": {task: TASK},
       "headline": {benchmark: STATS},                       # over all items of the benchmark
-      "reference": null | {"model": MODEL, "quantization", "files": FILES,
-                           "tasks": {task: {"version", "task_hash"}}},
+      "reference": null | {"model": MODEL, "quantization", "files": FILES, "data": DATA,
+                           "tasks": {task: {"version", "task_hash", "rebuilt_from"}}},
       "change": null | CHANGE
     }
     MODEL = {"name", "lm_eval_model", "model_args", "dtype", "num_parameters", "revision",
@@ -29,7 +30,11 @@ The structure is pinned by the JSON Schema shipped in the package
              "tasks": {task: {"output_type", "num_fewshot", "generation_kwargs", "repeats",
                               "target_delimiter", "fewshot_delimiter", "metadata"}}}
     FILES = {"results": {"name", "sha256", "bytes"}, "samples": {task: {"name", "sha256", "bytes"}}}
+    DATA  = {"sample": bool,          # the run read a declared sample (`data_section`)
+             "sample_files": [str]}   # which data files, as the run's `data_files` names them
     TASK  = {"version", "n_shot", "task_hash", "benchmark",
+             "rebuilt_from": str|null,  # "lm-eval:<family>": records rebuilt from lm-eval's
+                                        # built-in task log (`analysis.builtin`), else null
              "scores": {"metric,filter": {"value": float|null, "stderr": float|null}},
              "items": {filter: {**STATS, "per_group": {group: STATS}, "per_axis": {axis: STATS}}}}
     STATS = {"n", "n_invalid", "invalid_rate", "n_bias_defined", "n_biased", "biased_rate",
@@ -62,7 +67,7 @@ from lm_eval_bias.checkpoint_info import compare_records, folder_record
 from lm_eval_bias.errors import BiasEvalError
 
 SCHEMA = "lm-eval-bias/submission"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: `data` (declared samples) and the tasks' `rebuilt_from`
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schemas" / "submission.schema.json"
 
 _CHUNK = 1 << 20
@@ -298,6 +303,44 @@ def _scores(entry: Any) -> dict:
     return jsonable(out)
 
 
+def data_section(run: Run) -> dict:
+    """``{"sample": bool, "sample_files": [...]}``: the data files the run read from a declared
+    sample (a benchmark folder holding a ``SAMPLE`` file, recorded with origin "sample" in the
+    results' ``data_files``; `lm_eval_bias.tasks._data`). Such a run is not a run on the
+    benchmark: export writes it marked so, and never refuses it for differing from the installed
+    data."""
+    recorded = run.results.get("data_files")
+    files = sorted(str(k).removesuffix(" [sample]") for k, e in (
+        recorded.items() if isinstance(recorded, dict) else ())
+        if isinstance(e, dict) and e.get("origin") == "sample")
+    return {"sample": bool(files), "sample_files": files}
+
+
+def rebuilt_from(run: Run, task: str) -> str | None:
+    """``"lm-eval:<family>"`` when `task`'s records were rebuilt from a log of lm-eval's own
+    built-in task (`Run.rebuilt`), as each rebuilt record's ``rebuilt_from`` says; else None."""
+    family = run.rebuilt.get(task)
+    return None if family is None else f"lm-eval:{family}"
+
+
+def submission_marks(doc: Any) -> str:
+    """What a submission is besides this package's records of a run on the benchmark, for the
+    summary lines of export and verify: ``"; data: a declared sample (FILES), not the
+    benchmark"``, ``"; records rebuilt from lm-eval built-in task logs: TASKS"`` (the run's or
+    the reference's); "" when neither."""
+    if not isinstance(doc, dict):
+        return ""
+    sides = [s for s in (doc, doc.get("reference")) if isinstance(s, dict)]
+    samples = sorted({str(f) for s in sides if isinstance(s.get("data"), dict)
+                      for f in s["data"].get("sample_files") or ()})
+    rebuilt = sorted({str(t) for s in sides if isinstance(s.get("tasks"), dict)
+                      for t, v in s["tasks"].items() if isinstance(v, dict) and v.get("rebuilt_from")})
+    return ((f"; data: a declared sample ({', '.join(samples)}), not the benchmark"
+             if samples else "") +
+            (f"; records rebuilt from lm-eval built-in task logs: {', '.join(rebuilt)}"
+             if rebuilt else ""))
+
+
 def _files_section(run: Run, scans: dict[str, SamplesScan]) -> dict:
     return {"results": file_digest(run.results_file),
             "samples": {t: s.digest for t, s in sorted(scans.items())}}
@@ -354,6 +397,7 @@ def build_submission(run: Run, reference: Run | None = None, *,
             "n_shot": run.n_shot.get(task),
             "task_hash": run.task_hashes.get(task),
             "benchmark": str(bench.iloc[0]) if len(bench) else None,
+            "rebuilt_from": rebuilt_from(run, task),
             "scores": _scores(res.get(task)),
             "items": _items_section(part),
         }
@@ -371,8 +415,10 @@ def build_submission(run: Run, reference: Run | None = None, *,
             "model": _model_section(reference, reference_weights, require_weights),
             "quantization": jsonable(reference.quantization),
             "files": _files_section(reference, ref_scans),
+            "data": data_section(reference),
             "tasks": {t: {"version": reference.versions.get(t),
-                          "task_hash": reference.task_hashes.get(t)} for t in reference.tasks},
+                          "task_hash": reference.task_hashes.get(t),
+                          "rebuilt_from": rebuilt_from(reference, t)} for t in reference.tasks},
         }
         change = change_section(reference, run, allow_different_backends)
     return jsonable({
@@ -389,6 +435,7 @@ def build_submission(run: Run, reference: Run | None = None, *,
         "generation": _generation_section(run, run.tasks),
         "scorers": dict(sorted(scorers.items())),
         "files": _files_section(run, scans),
+        "data": data_section(run),
         "tasks": tasks_out,
         "headline": headline,
         "reference": ref_section,
@@ -500,15 +547,46 @@ def open_llm_leaderboard_results(doc: dict) -> dict:
     })
 
 
+def check_export_data(run: Run, side: str = "") -> list[str]:
+    """Refuse (`BiasEvalError`, one line) a run whose recorded data differ from the installed
+    tasks' (`analysis.verify.check_run_data`, the check verify makes): a run on a cut or edited
+    data file, or one that recorded no data, would otherwise give a submission that looks like a
+    run on the whole benchmark. A run on a declared sample (`data_section`) is not refused: its
+    submission says so. Returns notes on what could not be checked."""
+    from lm_eval_bias.analysis.verify import installed_data_check  # verify imports this module
+
+    if data_section(run)["sample"]:
+        return []
+    found, unchecked = installed_data_check(run, side=side)
+    if found:
+        more = f" (+{len(found) - 1} more)" if len(found) > 1 else ""
+        raise BiasEvalError(
+            f"{side}run {run.path} does not match the data of the installed tasks: "
+            f"{found[0].line()}{more}; rerun it on the unmodified data, or export a run on a "
+            "declared sample (a SAMPLE file in the benchmark's data folder), which the submission "
+            "marks as one")
+    if not unchecked:
+        return []
+    tasks = ", ".join(unchecked)
+    return [f"{side}data of {tasks} not checked: not lm-eval-bias tasks installed here"]
+
+
 def export_submission(run_path: str | Path, output: str | Path, *,
                       reference_path: str | Path | None = None,
                       weights: str | Path | None = None,
                       reference_weights: str | Path | None = None,
-                      allow_different_backends: bool = False) -> dict:
-    """Read the run folder(s), build the submission, check it against the schema, write it
-    (atomically) to `output` and return it."""
+                      allow_different_backends: bool = False,
+                      notes: list[str] | None = None) -> dict:
+    """Read the run folder(s), refuse one whose data differ from the installed tasks'
+    (`check_export_data`), build the submission, check it against the schema, write it
+    (atomically) to `output` and return it. What could not be checked is added to `notes`."""
     run = read_run(run_path)
     reference = read_run(reference_path) if reference_path else None
+    unchecked = check_export_data(run)
+    if reference is not None:
+        unchecked += check_export_data(reference, "reference ")
+    if notes is not None:
+        notes.extend(unchecked)
     doc = build_submission(run, reference, weights=weights, reference_weights=reference_weights,
                            allow_different_backends=allow_different_backends)
     problems = validate_schema(doc)

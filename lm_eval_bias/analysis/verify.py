@@ -23,7 +23,10 @@ the submission says = *expected*, what was found here) and counts of what was ch
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
 import math
 import re
 from dataclasses import dataclass, field
@@ -36,6 +39,7 @@ from lm_eval_bias.analysis.submission import (
     build_submission,
     read_submission_text,
     scan_run,
+    submission_marks,
     validate_schema,
 )
 from lm_eval_bias.errors import BiasEvalError
@@ -84,7 +88,8 @@ class Verification:
         return (f"{self.path}: verified {model}: {len(self.tasks)} task"
                 f"{'s' if len(self.tasks) != 1 else ''}, {self.n_values} values, "
                 f"{self.n_recomputed_scores} scores recomputed from samples, {self.n_files} file "
-                f"digests, {self.n_task_hashes} task hashes against installed tasks")
+                f"digests, {self.n_task_hashes} task hashes against installed tasks"
+                f"{submission_marks(self.submission)}")
 
 
 class Text(str):
@@ -337,36 +342,108 @@ def expected_effective(n_docs: int, limit: Any) -> int:
     return min(n_docs, int(math.ceil(n_docs * limit)) if limit < 1.0 else int(limit))
 
 
-def _check_doc_counts(run, tasks: dict[str, Any], res: Verification) -> None:
+def _check_doc_counts(run, tasks: dict[str, Any], out: list[Mismatch], side: str) -> None:
     """``n-samples`` of every task: all the installed task's documents (``original``), and as
     many evaluated (``effective``) as ``--limit`` allows. A run on a cut data file has fewer."""
     counts = run.results.get("n-samples") or {}
     for name, task in sorted(tasks.items()):
         n_here = len(task.eval_docs)
         entry = counts.get(name) if isinstance(counts.get(name), dict) else {}
-        diff(entry.get("original", _ABSENT), n_here, f"n-samples.{name}.original", res.mismatches,
+        diff(entry.get("original", _ABSENT), n_here, f"{side}n-samples.{name}.original", out,
              source=" (documents of the installed task)")
         diff(entry.get("effective", _ABSENT), expected_effective(n_here, run.limit),
-             f"n-samples.{name}.effective", res.mismatches,
+             f"{side}n-samples.{name}.effective", out,
              source=f" (documents of the installed task under limit {run.limit})")
 
 
-def _check_data_files(run, read_here: dict, res: Verification) -> None:
+def _check_data_files(run, read_here: dict, out: list[Mismatch], side: str) -> None:
     """The run's ``data_files`` (sha256 of every benchmark file its tasks read, written by the
     lm_eval command and the sweep; `tasks._data.files_read`) against the files the installed
     tasks read here: the same names with the same SHA-256."""
     recorded = run.results.get("data_files")
     if not isinstance(recorded, dict):
-        res.mismatches.append(Mismatch(
-            "data_files (recomputed from the installed tasks)",
+        out.append(Mismatch(
+            f"{side}data_files (recomputed from the installed tasks)",
             Text("the SHA-256 of every data file the run read, as lm-eval-bias records it"),
             Text("no record in the results JSON" if recorded is None else "not an object")))
         return
     claimed, here = _shas_by_file(recorded), _shas_by_file(read_here)
     for name in sorted(set(claimed) | set(here)):
         diff(claimed.get(name, _ABSENT), here.get(name, _ABSENT),
-             f"data_files[{json.dumps(name)}].sha256", res.mismatches,
+             f"{side}data_files[{json.dumps(name)}].sha256", out,
              source=" (read by the installed tasks)")
+
+
+def check_run_data(run, tasks: dict[str, Any], read_here: dict, *,
+                   side: str = "") -> list[Mismatch]:
+    """THE data check of a run (verify and export both use it): its recorded documents per task
+    (``n-samples``) against `tasks`, the installed tasks built afresh here, and its recorded
+    ``data_files`` against `read_here`, the files those tasks read (`tasks._data.files_read`).
+    A run on a cut, edited or other data file, or one that recorded no data, gives mismatches.
+    `side` prefixes each mismatch (``"reference "`` for a reference run)."""
+    out: list[Mismatch] = []
+    _check_doc_counts(run, tasks, out, side)
+    _check_data_files(run, read_here, out, side)
+    return out
+
+
+def _run_metadata(run, task: str) -> dict:
+    """The task's ``--metadata`` as the run recorded it, without what building it adds."""
+    meta = ((run.results.get("configs") or {}).get(task) or {}).get("metadata")
+    return {k: v for k, v in (meta if isinstance(meta, dict) else {}).items()
+            if k not in ("version", "config_source")}
+
+
+@contextlib.contextmanager
+def _quiet_lm_eval():
+    """Without lm-eval's warnings and progress bars while installed tasks are built and their
+    requests made: what a check finds is a mismatch line (a task that fails to build too), and
+    `verify` and `export` print one line each, not lm-eval's log."""
+    logger = logging.getLogger("lm_eval")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def _fresh_tasks(build) -> tuple[dict[str, Any], dict]:
+    """Run ``build()`` (which builds installed tasks and returns them by name) with the record of
+    files read and the task cache emptied first, so that the files those tasks read are
+    recorded: (the tasks, the files they read)."""
+    from lm_eval_bias.tasks import _data
+
+    _data.forget_files_read()
+    _TASKS.clear()
+    with _quiet_lm_eval():
+        built = build()
+    return built, _data.files_read()
+
+
+def installed_data_check(run, *, side: str = "") -> tuple[list[Mismatch], list[str]]:
+    """`check_run_data` of `run` against its lm-eval-bias tasks as installed here, built afresh
+    with the run's task metadata: (mismatches, tasks left unchecked). Tasks whose records were
+    rebuilt from lm-eval built-in logs (`Run.rebuilt`) read their data through lm-eval, which
+    records no data files, and are not checked; nor are tasks that are not lm-eval-bias tasks
+    installed here (they are returned)."""
+    names = [t for t in run.tasks if t not in run.rebuilt]
+    unchecked: list[str] = []
+
+    def build() -> dict[str, Any]:
+        built = {}
+        for name in names:
+            meta = _run_metadata(run, name)
+            tm, _ = _task_manager(meta, defaults=False)
+            if name not in tm.all_subtasks:
+                unchecked.append(name)
+                continue
+            built[name] = _installed_task(name, meta)
+        return built
+
+    tasks, read_here = _fresh_tasks(build)
+    return check_run_data(run, tasks, read_here, side=side), unchecked
 
 
 def _shas_by_file(files: dict) -> dict[str, Any]:
@@ -379,24 +456,30 @@ def _shas_by_file(files: dict) -> dict[str, Any]:
     return {k: (next(iter(v)) if len(v) == 1 else sorted(v)) for k, v in out.items()}
 
 
-def _check_installed_tasks(sub: dict, run, scans: dict, res: Verification) -> None:
+def _check_installed_tasks(sub: dict, run, reference, scans: dict, res: Verification) -> None:
     """Every task of the run against the installed task (`_check_installed`), then the run's
-    documents: their number and the data files they came from. The tasks are built afresh, so
-    that the files they read here are recorded (`tasks._data.files_read`)."""
-    from lm_eval_bias.tasks import _data
+    (and the reference run's) documents: their number and the data files they came from (`check_run_data`). The tasks are
+    built afresh, so that the files they read here are recorded (`tasks._data.files_read`)."""
 
-    _data.forget_files_read()
-    _TASKS.clear()
-    built = {}
-    for name in sorted(set(sub["tasks"]) & set(scans)):
-        task = _check_installed(name, sub, sub.get("generation") or {}, scans[name], res)
-        if task is not None:
-            built[name] = task
+    def build() -> dict[str, Any]:
+        built = {}
+        for name in sorted(set(sub["tasks"]) & set(scans)):
+            task = _check_installed(name, sub, sub.get("generation") or {}, scans[name], res)
+            if task is not None:
+                built[name] = task
+        return built
+
+    built, read_here = _fresh_tasks(build)
     if len(built) < len(scans):
         res.notes.append("data provenance not checked: some tasks are not installed here")
         return
-    _check_doc_counts(run, built, res)
-    _check_data_files(run, _data.files_read(), res)
+    res.mismatches.extend(check_run_data(run, built, read_here))
+    if reference is not None:
+        found, unchecked = installed_data_check(reference, side="reference ")
+        res.mismatches.extend(found)
+        if unchecked:
+            res.notes.append("reference data provenance not checked for tasks not installed "
+                             f"here: {', '.join(unchecked)}")
 
 
 # ----------------------------------------------------------------------------- entry point
@@ -473,7 +556,7 @@ def verify_submission(path: str | Path, runs: list[str | Path], *, weights: str 
         res.notes.append(f"the run used lm-eval {sub['software'].get('run_lm_eval')}, this machine "
                          f"has {here}: task hashes are compared across versions")
     if installed:
-        _check_installed_tasks(sub, run, scans, res)
+        _check_installed_tasks(sub, run, reference, scans, res)
     else:
         res.notes.append("installed tasks not checked (--no-installed)")
     return res

@@ -22,11 +22,13 @@ from pathlib import Path
 import lm_eval
 import pytest
 
+from lm_eval_bias.analysis.builtin import REBUILT_KEY, rebuilder_for
 from lm_eval_bias.analysis.builtin import bbq as builtin_bbq
 from lm_eval_bias.analysis.compare import compare_runs
 from lm_eval_bias.analysis.report import build_report_from_folders
 from lm_eval_bias.analysis.runs import read_run
 from lm_eval_bias.analysis.submission import build_submission, validate_schema
+from lm_eval_bias.analysis.verify import verify_submission
 from lm_eval_bias.errors import BiasEvalError
 from tests.conftest import run_cli
 
@@ -157,10 +159,47 @@ def test_report_reads_builtin_runs_and_says_so(runs):
                                 theirs[f"{metric},none"], abs_tol=1e-12), (cond, ours)
 
 
-def test_export_reads_builtin_runs(runs, tiny_llama_dir):
-    doc = build_submission(read_run(runs["w3"]), read_run(runs["ref"]))
+def test_export_marks_rebuilt_records_and_verify_checks_the_mark(runs, tmp_path):
+    """The submission of runs whose records were rebuilt says so, per task (``rebuilt_from``, as
+    the rebuilt records name it), for the run and its reference; verify recomputes the mark from
+    the runs, so a submission that drops it is caught. (The installed-task checks are left out:
+    lm-eval's own bbq and crows_pairs_english read their data from the hub, offline here, while
+    these runs read local copies.)"""
+    sub = tmp_path / "sub.json"
+    proc = run_cli(["lm-eval-bias", "export", str(runs["w3"]), "--reference", str(runs["ref"]),
+                    "--output", str(sub)])
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith("; records rebuilt from lm-eval built-in task logs: bbq, "
+                                        "crows_pairs_english"), proc.stdout
+    assert proc.stderr == ""
+    doc = json.loads(sub.read_text(encoding="utf-8"))
     assert validate_schema(doc) == []
-    assert set(doc["tasks"]) == {"bbq", "crows_pairs_english"}
+    marks = {"bbq": "lm-eval:bbq", "crows_pairs_english": "lm-eval:crows_pairs"}
+    for tasks in (doc["tasks"], doc["reference"]["tasks"]):
+        assert {t: v["rebuilt_from"] for t, v in tasks.items()} == marks
+    for task, mark in marks.items():  # the mark is what every rebuilt record carries
+        rebuilder = rebuilder_for(task)
+        assert {rebuilder.rebuild(x)[REBUILT_KEY] for x in _samples(runs["w3"], task)} == {mark}
+    res = verify_submission(sub, [runs["w3"], runs["ref"]], installed=False)
+    assert res.ok, [m.line() for m in res.mismatches]
+    assert "records rebuilt from lm-eval built-in task logs: bbq, crows_pairs_english" in \
+        res.summary()
+    doc["tasks"]["bbq"]["rebuilt_from"] = None
+    doc["reference"]["tasks"]["crows_pairs_english"]["rebuilt_from"] = None
+    bad = tmp_path / "unmarked.json"
+    bad.write_text(json.dumps(doc), encoding="utf-8")
+    found = verify_submission(bad, [runs["w3"], runs["ref"]], installed=False).mismatches
+    assert [m.line() for m in found] == [
+        'tasks.bbq.rebuilt_from (recomputed from the run): expected None, found "lm-eval:bbq"',
+        ("reference.tasks.crows_pairs_english.rebuilt_from (recomputed from the run): expected "
+         'None, found "lm-eval:crows_pairs"')]
+
+
+def test_a_submission_of_our_own_tasks_is_not_marked_rebuilt(planted):
+    base, other = planted
+    doc = build_submission(read_run(other.out), read_run(base.out))
+    assert {t["rebuilt_from"] for t in doc["tasks"].values()} == {None}
+    assert {t["rebuilt_from"] for t in doc["reference"]["tasks"].values()} == {None}
 
 
 # ----------------------------------------------------------------------------- refusals

@@ -263,7 +263,7 @@ def test_cli_lists_mismatches_and_exits_1(runs, submission, tmp_path):
     _, doc = submission
     doc = json.loads(json.dumps(doc))
     del doc["files"]
-    doc["schema_version"] = 2
+    doc["schema_version"] = 3
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(doc))
     proc = run_cli(["lm-eval-bias", "verify", str(bad), "--runs", str(w4), str(ref)])
@@ -273,7 +273,7 @@ def test_cli_lists_mismatches_and_exits_1(runs, submission, tmp_path):
         ("MISMATCH schema at $: expected valid per submission.schema.json, found 'files' is a "
          "required property"),
         ("MISMATCH schema at $.schema_version: expected valid per submission.schema.json, found "
-         "1 was expected"),
+         "2 was expected"),
     ]
     assert lines[-1].endswith("2 mismatches (" + doc["model"]["name"] + " (rtn 4-bit))")
 
