@@ -213,10 +213,13 @@ def test_a_log_whose_logged_acc_disagrees_is_refused(runs, tmp_path):
     (path,) = out.rglob("samples_bbq_*.jsonl")
     lines = path.read_text(encoding="utf-8").splitlines()
     sample = json.loads(lines[2])
-    gold = builtin_bbq.rebuild(sample)["gold"]
-    wrong = 0 if gold != 0 else 1     # a non-unknown option that is not the gold answer
+    gold = builtin_bbq.rebuild(sample)["gold"]   # 0, 1: the named answers; 2: "unknown"
+    if sample["acc"] == 1.0:   # make a named option that is not the gold answer most likely
+        flipped = 0 if gold != 0 else 1
+    else:                      # make the gold answer most likely (option 2: an "unknown" wording)
+        flipped = gold
     top = max(_lls(sample))
-    sample["filtered_resps"][wrong][0] = str(top + 1.0)
+    sample["filtered_resps"][flipped][0] = str(top + 1.0)
     lines[2] = json.dumps(sample)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     with pytest.raises(BiasEvalError, match=r":3: cannot rebuild .*\(lm-eval logged acc=") as e:
