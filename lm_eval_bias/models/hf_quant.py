@@ -97,6 +97,27 @@ def check_model_arg_names(kwargs: dict) -> None:
                                 f"mean {close[0]}?")
 
 
+def build_quantizer(pretrained, quant, load_seconds, kwargs: dict):
+    """The quantizer hf-quant's arguments ask for, its library checked, before anything loads;
+    takes the quantization arguments out of `kwargs` (the rest go to HFLM). `HFQuantLM.__init__`
+    and the pre-flight `check_model_args` both build it here."""
+    if load_seconds is not None and isinstance(pretrained, str):
+        raise BiasEvalError("hf-quant: load_seconds is only for a model object passed as "
+                            "pretrained (in-process use); remove it from model_args")
+    check_model_arg_names(kwargs)
+    # HFLM has no quantization argument and hands unknown model_args to `from_pretrained`, so
+    # every registered method's options are taken out here; a method refuses the ones it does
+    # not take (quant=none,bits=4 is an error, not a silent full-precision run).
+    options = {key: kwargs.pop(key) for key in QUANTIZERS.option_names() if key in kwargs}
+    # lm-eval parses the text "none" into None.
+    method = "none" if quant is None else str(quant).strip().lower()
+    method = route_legacy_gptq(method, kwargs.pop("autogptq", False),
+                               kwargs.pop("gptqmodel", False))
+    quantizer = QUANTIZERS.build(method, options)
+    quantizer.validate_environment()  # before spending minutes on loading
+    return quantizer
+
+
 def check_model_args(model_args: dict) -> None:
     """Every check `HFQuantLM.__init__` makes of its arguments before it loads anything, on a copy
     and loading nothing: the `lm_eval` command runs it before the tasks' data is read
@@ -105,16 +126,9 @@ def check_model_args(model_args: dict) -> None:
     if "pretrained" not in kwargs:
         raise BiasEvalError("hf-quant needs pretrained=<checkpoint folder or Hugging Face repo id> "
                             "in --model_args")
-    pretrained, quant = kwargs.pop("pretrained"), kwargs.pop("quant", "none")
-    if kwargs.pop("load_seconds", None) is not None and isinstance(pretrained, str):
-        raise BiasEvalError("hf-quant: load_seconds is only for a model object passed as "
-                            "pretrained (in-process use); remove it from model_args")
-    check_model_arg_names(kwargs)
-    options = {key: kwargs.pop(key) for key in QUANTIZERS.option_names() if key in kwargs}
-    method = "none" if quant is None else str(quant).strip().lower()
-    method = route_legacy_gptq(method, kwargs.pop("autogptq", False),
-                               kwargs.pop("gptqmodel", False))
-    QUANTIZERS.build(method, options).validate_environment()
+    pretrained = kwargs.pop("pretrained")
+    build_quantizer(pretrained, kwargs.pop("quant", "none"), kwargs.pop("load_seconds", None),
+                    kwargs)
     if isinstance(pretrained, (str, os.PathLike)):
         check_checkpoint_location(str(pretrained), revision=kwargs.get("revision") or "main",
                                   subfolder=kwargs.get("subfolder") or "",
@@ -155,20 +169,7 @@ class HFQuantLM(PrefixScoringMixin, RepeatSamplingMixin, HFLM):
 
     def __init__(self, pretrained, quant: str | None = "none", load_seconds: float | None = None,
                  **kwargs) -> None:
-        if load_seconds is not None and isinstance(pretrained, str):
-            raise BiasEvalError("hf-quant: load_seconds is only for a model object passed as "
-                                "pretrained (in-process use); remove it from model_args")
-        check_model_arg_names(kwargs)
-        # HFLM has no quantization argument and hands unknown model_args to `from_pretrained`,
-        # so every registered method's options are taken out here; a method refuses the ones
-        # it does not take (quant=none,bits=4 is an error, not a silent full-precision run).
-        options = {key: kwargs.pop(key) for key in QUANTIZERS.option_names() if key in kwargs}
-        # lm-eval parses the text "none" into None.
-        method = "none" if quant is None else str(quant).strip().lower()
-        method = route_legacy_gptq(method, kwargs.pop("autogptq", False),
-                                   kwargs.pop("gptqmodel", False))
-        self._quantizer = QUANTIZERS.build(method, options)
-        self._quantizer.validate_environment()  # before spending minutes on loading
+        self._quantizer = build_quantizer(pretrained, quant, load_seconds, kwargs)
         if isinstance(pretrained, (str, os.PathLike)):
             check_checkpoint_location(str(pretrained), revision=kwargs.get("revision") or "main",
                                       subfolder=kwargs.get("subfolder") or "",

@@ -59,7 +59,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from lm_eval_bias.errors import BiasEvalError
+from lm_eval_bias.models.model_args import parse_bool
 
 eval_logger = logging.getLogger(__name__)
 
@@ -85,16 +85,8 @@ MIN_TOKEN_SAVING = 1.5
 
 
 def parse_prefix_cache(value: Any) -> bool:
-    """The `prefix_cache` model_arg: lm-eval casts "true"/"false" to bool; strings are accepted too."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in {"true", "1", "yes", "on"}:
-        return True
-    if text in {"false", "0", "no", "off"}:
-        return False
-    raise BiasEvalError(f"prefix_cache={value!r} is not a boolean; use prefix_cache=true or "
-                        f"prefix_cache=false")
+    """The `prefix_cache` model_arg (`model_args.parse_bool`)."""
+    return parse_bool("prefix_cache", value)
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,7 @@ from lm_eval.models.utils import (
 )
 from tqdm import tqdm
 
-from lm_eval_bias.errors import BiasEvalError
+from lm_eval_bias.models.model_args import parse_bool
 
 eval_logger = logging.getLogger(__name__)
 
@@ -72,16 +72,8 @@ CHECK_TOLERANCE_16BIT = 5e-2
 
 
 def parse_repeat_sampling(value: Any) -> bool:
-    """The `repeat_sampling` model_arg (default true); lm-eval casts "true"/"false" to bool."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in {"true", "1", "yes", "on"}:
-        return True
-    if text in {"false", "0", "no", "off"}:
-        return False
-    raise BiasEvalError(f"repeat_sampling={value!r} is not a boolean; use repeat_sampling=true "
-                        f"or repeat_sampling=false")
+    """The `repeat_sampling` model_arg (`model_args.parse_bool`)."""
+    return parse_bool("repeat_sampling", value)
 
 
 def kwargs_key(gen_kwargs: Any) -> str:
